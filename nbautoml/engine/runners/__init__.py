@@ -1,0 +1,40 @@
+"""Runners execute a study's trials: ``"thread"`` (in this process, the default) or ``"dask"`` (scale-out)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbautoml.engine.study import Study
+    from nbautoml.engine.trial import Trial
+
+__all__ = ["start"]
+
+
+def start(
+    study: Study,
+    objective: Callable[[Trial], Any],
+    *,
+    trials: int | None,
+    timeout: float | None,
+    parallel: int,
+    runner: Any = "thread",
+) -> threading.Thread:
+    """Start the study's loop on its worker thread and return the thread."""
+    from nbautoml.engine.runners.thread import ThreadRunner, TrialExecutor
+
+    executor: Any
+    if runner in ("thread", None):
+        executor = TrialExecutor(parallel, study.name)
+    elif runner == "dask" or hasattr(runner, "submit"):
+        from nbautoml.engine.runners.dask import DaskExecutor
+
+        executor = DaskExecutor(runner, parallel, study)
+    else:
+        raise ValueError(f"unknown runner {runner!r}; use 'thread', 'dask' or a distributed.Client")
+    loop = ThreadRunner(study, objective, executor, trials=trials, timeout=timeout, parallel=parallel)
+    thread = threading.Thread(target=loop.run, name=f"nbautoml-{study.name}", daemon=True)
+    thread.start()
+    return thread

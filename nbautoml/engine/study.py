@@ -1,0 +1,543 @@
+"""Study: a named search — its space, its trials, the ask → run → tell loop, stop and resume.
+
+All state is derived from the storage's records (:mod:`nbautoml.engine.storage.records`): opening a study whose
+journal exists replays it, so resuming after a stop, a kernel restart or ``kill -9`` is the same code path as
+continuing in the same kernel. The loop runs on one worker thread (:mod:`nbautoml.engine.runners.thread`); the
+caller's thread only waits, so the kernel's interrupt can stop a blocking search cleanly.
+
+Reopening with another sampler, seed or scheduler is allowed and recorded; another space becomes a new space
+version whose history is reused where it lies inside; another metric or mode is refused.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbautoml.engine.samplers.base import Sampler, make_sampler
+from nbautoml.engine.schedulers import Scheduler, make_scheduler
+from nbautoml.engine.storage import open_storage
+from nbautoml.engine.storage.base import Storage
+from nbautoml.engine.storage.records import Replayed, make_record, replay, rerun_candidates
+from nbautoml.engine.trial import Trial, TrialState
+from nbautoml.engine.values import Outcome
+from nbautoml.events import EventBus, SpaceChanged, StopRequested, StudyStateChanged, TrialReported
+from nbautoml.space import Space, SpaceDiff, SpaceError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Study", "StudyState", "default_mode", "set_frontend"]
+
+log = logging.getLogger(__name__)
+
+_MAX_WORDS = ("acc", "auc", "r2", "f1")
+
+
+def default_mode(metric: str) -> str:
+    """DESIGN.md: "max" for names containing acc, auc, r2 or f1, else "min"."""
+    lowered = metric.lower()
+    return "max" if any(word in lowered for word in _MAX_WORDS) else "min"
+
+
+class StudyState(str, enum.Enum):
+    IDLE = "IDLE"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    FINISHED = "FINISHED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FrontendFactory = Callable[["Study", bool], Any]
+_frontend: FrontendFactory | None = None
+
+
+def set_frontend(factory: FrontendFactory | None) -> FrontendFactory | None:
+    """Register what draws a study when ``optimize(show=True)`` starts; returns the previous one."""
+    global _frontend
+    previous, _frontend = _frontend, factory
+    return previous
+
+
+def get_frontend() -> FrontendFactory | None:
+    return _frontend
+
+
+def _owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "token": _PROCESS_TOKEN}
+
+
+_PROCESS_TOKEN = uuid.uuid4().hex[:12]
+
+
+class Study:
+    """A named, resumable search. See docs/ENGINE_API.md for the whole surface."""
+
+    def __init__(
+        self,
+        name: str,
+        space: Space | None = None,
+        *,
+        metric: str | None = None,
+        mode: str | None = None,
+        sampler: str | Sampler | None = None,
+        scheduler: str | Scheduler | Mapping[str, Any] | None = None,
+        storage: str | os.PathLike[str] | Storage = "auto",
+        seed: int | None = None,
+        fresh: bool = False,
+        max_failures: int = 10,
+        keep_checkpoints: int | None = 5,
+        sampler_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("Study(name=...) is required: a non-empty string names the study and its journal")
+        if space is not None and not isinstance(space, Space):
+            raise TypeError(f"space must be a nbautoml.Space, got {type(space).__name__}")
+        if mode is not None and mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if max_failures < 1:
+            raise ValueError(f"max_failures must be >= 1, got {max_failures}")
+        self.name = name
+        self.events = EventBus()
+        self.max_failures = max_failures
+        self.keep_checkpoints = keep_checkpoints
+        self.message = ""
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._state = StudyState.IDLE
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
+        self.budget: int | None = None
+        self.frontend: Any = None
+        self._sampler_options = dict(sampler_options or {})
+
+        self.storage: Storage = open_storage(storage, name)
+        records = self.storage.read()
+        if fresh and records:
+            where = self.storage.archive()
+            log.info("study %r: starting fresh; the old one was moved to %s", name, where)
+            records = []
+        self._log: Replayed = replay(records)
+        self._open(space, metric, mode, sampler, scheduler, seed)
+
+    # ---- opening / replaying ---------------------------------------------------------------------------
+    def _open(
+        self,
+        space: Space | None,
+        metric: str | None,
+        mode: str | None,
+        sampler: str | Sampler | None,
+        scheduler: str | Scheduler | Mapping[str, Any] | None,
+        seed: int | None,
+    ) -> None:
+        meta = self._log.meta
+        scheduler_obj = make_scheduler(scheduler)
+        scheduler_json = scheduler_obj.to_json() if scheduler_obj is not None else None
+        sampler_name = sampler if isinstance(sampler, str) or sampler is None else type(sampler).__name__
+        if meta is None:
+            self.metric = metric or "value"
+            self.mode = mode or default_mode(self.metric)
+            self.sampler_name = sampler_name or "bayes"
+            self.seed = seed
+            self.storage.append(
+                make_record(
+                    "study", name=self.name, metric=self.metric, mode=self.mode,
+                    sampler=self.sampler_name, seed=seed, scheduler=scheduler_json,
+                )
+            )
+            self._log.meta = {"name": self.name, "metric": self.metric, "mode": self.mode}
+            self._log.settings = {"sampler": self.sampler_name, "seed": seed, "scheduler": scheduler_json}
+        else:
+            self.metric, self.mode = str(meta["metric"]), str(meta["mode"])
+            for label, given, stored in (("metric", metric, self.metric), ("mode", mode, self.mode)):
+                if given is not None and given != stored:
+                    raise ValueError(
+                        f"study {self.name!r} optimises {label}={stored!r}, not {given!r}: its history cannot be "
+                        f"compared; use fresh=True (the old journal is kept aside) or another name"
+                    )
+            settings = self._log.settings
+            changes: dict[str, Any] = {}
+            if sampler_name is not None and sampler_name != settings.get("sampler"):
+                changes["sampler"] = sampler_name
+            if seed is not None and seed != settings.get("seed"):
+                changes["seed"] = seed
+            if scheduler is not None and scheduler_json != settings.get("scheduler"):
+                changes["scheduler"] = scheduler_json
+            if changes:
+                self.storage.append(make_record("settings", **changes))
+                settings.update(changes)
+            self.sampler_name = str(settings.get("sampler") or "bayes")
+            self.seed = settings.get("seed")
+            scheduler_json = settings.get("scheduler")
+            if scheduler is None:
+                scheduler_obj = make_scheduler(scheduler_json)
+        self._sampler_spec: str | Sampler = sampler if sampler is not None and not isinstance(sampler, str) else self.sampler_name
+        self.scheduler: Scheduler | None = scheduler_obj
+        self._trials: dict[int, Trial] = self._log.trials
+        for trial in self._trials.values():
+            self._adopt(trial)
+        self._interrupt_dead_owners()
+        self._sampler: Sampler | None = None
+        if space is not None:
+            self.set_space(space)
+        self._feed_scheduler()
+
+    def _adopt(self, trial: Trial) -> None:
+        trial.study_name, trial.metric, trial.mode, trial.host = self.name, self.metric, self.mode, self
+        root = self.checkpoint_root / f"trial-{trial.number}"
+        trial.checkpoint_dir = root
+
+    def _interrupt_dead_owners(self) -> None:
+        for number, owner in list(self._log.owners.items()):
+            trial = self._trials.get(number)
+            if trial is None or trial.state is not TrialState.RUNNING:
+                continue
+            if owner.get("token") == _PROCESS_TOKEN or self.storage.owner_alive(owner):
+                continue
+            step = trial.last_step
+            reason = f"its process died (pid {owner.get('pid')} on {owner.get('host')})"
+            reason += f" after step {step}" if step is not None else " before its first report"
+            self._record_finish(trial, Outcome(TrialState.INTERRUPTED, reason=reason))
+
+    def _feed_scheduler(self) -> None:
+        if self.scheduler is None:
+            return
+        sign = self._sign
+        for trial in sorted(self._trials.values(), key=lambda t: t.number):
+            if trial.state is TrialState.INTERRUPTED:
+                continue
+            for report in trial.reports:
+                if self.metric in report.metrics and (trial.resumed_from is None or report.step >= trial.resume_step):
+                    self.scheduler.on_report(trial.number, report.step, sign * report.metrics[self.metric])
+
+    # ---- the space -------------------------------------------------------------------------------------
+    @property
+    def space(self) -> Space | None:
+        return self._log.space
+
+    @property
+    def space_version(self) -> int:
+        return max(0, len(self._log.spaces) - 1)
+
+    def set_space(self, space: Space) -> SpaceDiff:
+        """Make ``space`` the current one; a different space is recorded as a new version (never an error)."""
+        if not isinstance(space, Space):
+            raise TypeError(f"space must be a nbautoml.Space, got {type(space).__name__}")
+        with self._lock:
+            current = self._log.space
+            diff = current.diff(space) if current is not None else SpaceDiff(added=tuple(space.names))
+            if current is not None and diff.empty:
+                return diff
+            version = len(self._log.spaces)
+            self.storage.append(make_record("space", version=version, space=space.to_json(), diff=diff.to_json()))
+            self._log.spaces.append(space)
+            self._sampler = None  # rebuilt from the history inside the new space at the next ask
+        if current is not None:
+            reused = sum(1 for t in self._trials.values() if t.state.finished and space.project(t.params) is not None)
+            self.message = f"space version {version}: {diff}; {reused} past trials lie inside and are reused"
+            log.info("study %r: %s", self.name, self.message)
+        self.events.emit(SpaceChanged(self.name, version=version, diff=diff.to_json()))
+        return diff
+
+    def sampler(self) -> Sampler:
+        """The sampler for the current space, told every finished trial that lies inside it."""
+        with self._lock:
+            if self._sampler is None:
+                space = self.space
+                if space is None:
+                    raise SpaceError(f"study {self.name!r} has no search space yet: pass space=...")
+                sampler = make_sampler(self._sampler_spec, space, seed=self.seed, **self._sampler_options)
+                observations = []
+                for trial in sorted(self._trials.values(), key=lambda t: t.number):
+                    params = space.project(trial.params) if trial.state.finished else None
+                    if params is not None:
+                        observations.append((params, self._loss(trial)))
+                if observations:
+                    sampler.tell_many(observations)
+                self._sampler = sampler
+            return self._sampler
+
+    @property
+    def _sign(self) -> float:
+        return -1.0 if self.mode == "max" else 1.0
+
+    def _loss(self, trial: Trial) -> float | None:
+        """What the sampler minimises for a finished trial (None for failed: see each sampler's policy)."""
+        if trial.state is TrialState.FAILED or trial.value is None or not math.isfinite(trial.value):
+            return None
+        return self._sign * trial.value
+
+    # ---- views -----------------------------------------------------------------------------------------
+    @property
+    def state(self) -> StudyState:
+        return self._state
+
+    def _set_state(self, state: StudyState) -> None:
+        if state is not self._state:
+            self._state = state
+            self.events.emit(StudyStateChanged(self.name, state=state.value))
+
+    @property
+    def trials(self) -> list[Trial]:
+        with self._lock:
+            return [self._trials[n] for n in sorted(self._trials)]
+
+    @property
+    def n_finished(self) -> int:
+        with self._lock:
+            return sum(1 for t in self._trials.values() if t.state.finished)
+
+    @property
+    def best_trial(self) -> Trial | None:
+        complete = [t for t in self.trials if t.state is TrialState.COMPLETE and t.value is not None]
+        if not complete:
+            return None
+        return min(complete, key=lambda t: self._sign * float(t.value))  # type: ignore[arg-type]
+
+    @property
+    def best_value(self) -> float | None:
+        best = self.best_trial
+        return best.value if best is not None else None
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        best = self.best_trial
+        return dict(best.params) if best is not None else None
+
+    @property
+    def elapsed(self) -> float:
+        if self._started_at is None:
+            return 0.0
+        end = self._ended_at if self._ended_at is not None else time.time()
+        return end - self._started_at
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.storage.checkpoint_root(self.name)
+
+    def trials_dataframe(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = []
+        for trial in self.trials:
+            row: dict[str, Any] = {
+                "number": trial.number,
+                "state": trial.state.value,
+                "value": trial.value,
+                "reason": trial.reason,
+                "duration": trial.duration,
+                "steps": len(trial.reports),
+                "resumed_from": trial.resumed_from,
+                "space_version": trial.space_version,
+            }
+            row.update({f"params_{k}": v for k, v in trial.params.items()})
+            row.update({f"metrics_{k}": v for k, v in trial.metrics.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        best = "" if self.best_value is None else f", best={self.best_value:.6g}"
+        return f"Study(name={self.name!r}, state={self.state.value}, trials={self.n_finished}{best})"
+
+    # ---- the TrialHost side ----------------------------------------------------------------------------
+    def on_report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None:
+        self.storage.append(make_record("report", number=trial.number, step=step, metrics=metrics))
+        if self._stop.is_set():
+            trial.stop_seen = True  # "becomes INTERRUPTED at its next report" (DESIGN.md Stopping)
+        if self.scheduler is not None and self.metric in metrics and not trial.pruned:
+            with self._lock:
+                prune = self.scheduler.on_report(trial.number, step, self._sign * metrics[self.metric])
+            if prune:
+                trial.pruned = True
+        self.events.emit(TrialReported(self.name, number=trial.number, step=step, metrics=dict(metrics)))
+
+    def stop_requested(self, trial: Trial) -> bool:
+        return self._stop.is_set()
+
+    # ---- trial bookkeeping (used by the runners) ------------------------------------------------------
+    def _new_trial(self, params: Mapping[str, Any], rerun_of: Trial | None = None) -> Trial:
+        resume_step = 0
+        if rerun_of is not None:
+            old_dir = rerun_of.checkpoint_dir
+            has_checkpoint = old_dir is not None and old_dir.is_dir() and any(old_dir.iterdir())
+            if has_checkpoint and rerun_of.last_step is not None:
+                resume_step = rerun_of.last_step + 1
+
+        def make(number: int) -> dict[str, Any]:
+            return make_record(
+                "trial", number=number, params=dict(params), space_version=self.space_version,
+                resumed_from=rerun_of.number if rerun_of is not None else None,
+                resume_step=resume_step, owner=_owner(),
+            )
+
+        with self._lock:
+            record = self.storage.append_trial(make)
+            replay([record], into=self._log)
+            trial = self._trials[record["number"]]
+            self._adopt(trial)
+        assert trial.checkpoint_dir is not None
+        if rerun_of is not None and rerun_of.checkpoint_dir is not None and rerun_of.checkpoint_dir.is_dir():
+            trial.checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(trial.checkpoint_dir, ignore_errors=True)
+            os.replace(rerun_of.checkpoint_dir, trial.checkpoint_dir)
+            if self.scheduler is not None:
+                self.scheduler.forget(rerun_of.number)
+        trial.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        trial.started_at = time.time()
+        return trial
+
+    def _record_finish(self, trial: Trial, outcome: Outcome) -> None:
+        with self._lock:
+            self.storage.append(
+                make_record(
+                    "finish", number=trial.number, state=outcome.state.value, value=outcome.value,
+                    reason=outcome.reason, metrics=outcome.metrics,
+                )
+            )
+            trial.state, trial.value, trial.reason = outcome.state, outcome.value, outcome.reason
+            trial.metrics = dict(outcome.metrics)
+            trial.traceback = outcome.traceback
+            trial.finished_at = time.time()
+            self._log.owners.pop(trial.number, None)
+
+    def _tell(self, trial: Trial) -> None:
+        """Tell the sampler a finished trial (a sampler rebuilt later reads it from the history instead)."""
+        with self._lock:
+            sampler, space = self._sampler, self.space
+            if sampler is None or space is None or not trial.state.finished:
+                return
+            params = space.project(trial.params)
+            if params is None:
+                return
+            loss = self._loss(trial)
+        sampler.tell(params, loss)
+
+    def _reruns(self) -> list[Trial]:
+        with self._lock:
+            space = self.space
+            return [t for t in rerun_candidates(self._trials) if space is None or space.project(t.params) is not None]
+
+    def _prune_checkpoints(self) -> None:
+        """Keep the checkpoints of the top ``keep_checkpoints`` trials and of INTERRUPTED ones (for resume)."""
+        if self.keep_checkpoints is None:
+            return
+        ranked = sorted(
+            (t for t in self.trials if t.state is TrialState.COMPLETE and t.value is not None),
+            key=lambda t: self._sign * float(t.value),  # type: ignore[arg-type]
+        )
+        keep = {t.number for t in ranked[: self.keep_checkpoints]}
+        for trial in self.trials:
+            if trial.state.finished and trial.number not in keep and trial.checkpoint_dir is not None:
+                shutil.rmtree(trial.checkpoint_dir, ignore_errors=True)
+
+    # ---- running ---------------------------------------------------------------------------------------
+    def optimize(
+        self,
+        objective: Callable[[Trial], Any],
+        trials: int | None = None,
+        timeout: float | None = None,
+        parallel: int = 1,
+        background: bool = False,
+        runner: Any = "thread",
+        show: bool = True,
+    ) -> Study:
+        """Run trials until ``trials`` have finished in total (COMPLETE + PRUNED + FAILED) or ``timeout`` s pass.
+
+        Blocking unless ``background=True``; the kernel's interrupt (KeyboardInterrupt) stops a blocking run:
+        the running trials see ``should_stop()`` and end INTERRUPTED, to be re-run on resume.
+        """
+        from nbautoml.engine.runners import start
+
+        if trials is not None and (not isinstance(trials, int) or trials < 0):
+            raise ValueError(f"trials must be a non-negative integer, got {trials!r}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
+        if parallel < 1:
+            raise ValueError(f"parallel must be >= 1, got {parallel}")
+        if self.space is None:
+            raise SpaceError(f"study {self.name!r} has no search space: pass space=... to Study")
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise RuntimeError(f"study {self.name!r} is already running; stop() it or wait() first")
+            self._stop.clear()
+            self._error = None
+            self.budget = trials
+            self._started_at, self._ended_at = time.time(), None
+            self._set_state(StudyState.RUNNING)
+        if show and _frontend is not None:
+            try:
+                self.frontend = _frontend(self, background)
+            except Exception:
+                log.exception("study %r: the front end failed to start; the search runs without it", self.name)
+        self._thread = start(self, objective, trials=trials, timeout=timeout, parallel=parallel, runner=runner)
+        if not background:
+            self._wait_interruptible()
+            if self._error is not None:
+                raise self._error
+        return self
+
+    def _wait_interruptible(self) -> None:
+        thread = self._thread
+        assert thread is not None
+        try:
+            while thread.is_alive():
+                thread.join(0.1)
+        except KeyboardInterrupt:
+            self.stop(source="interrupt")
+            try:
+                while thread.is_alive():
+                    thread.join(0.1)
+            except KeyboardInterrupt:
+                log.warning(
+                    "study %r: second interrupt — no longer waiting; running trials finish in the background",
+                    self.name,
+                )
+
+    def stop(self, source: str = "user") -> None:
+        """Ask the search to stop: no new trials start, running ones see ``should_stop()`` and end INTERRUPTED."""
+        with self._lock:
+            if self._state is not StudyState.RUNNING:
+                return
+            self._stop.set()
+            self.storage.append(make_record("stop", source=source))
+            self._set_state(StudyState.STOPPING)
+        self.events.emit(StopRequested(self.name, source=source))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a background search; True when it has ended."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _finished_run(self, state: StudyState, message: str, error: BaseException | None = None) -> None:
+        """Called by the runner when its loop ends."""
+        with self._lock:
+            self._ended_at = time.time()
+            self.message = message
+            self._error = error
+        try:
+            self._prune_checkpoints()
+        except OSError:
+            log.exception("study %r: removing old checkpoints failed", self.name)
+        self._set_state(state)

@@ -1,0 +1,121 @@
+"""From what an objective returned (or raised) to a trial's final state, value and reason.
+
+DESIGN.md's "Trial value" and "Stopping" contracts live here, in one place the thread runner, the Dask runner
+and the notebook magic share:
+
+- a number → the value; a dict → its ``metric`` entry (its other numbers become the trial's metrics);
+  None → the best (by ``mode``) value of ``metric`` among the trial's reports; none of these → FAILED "no value".
+- NaN, ±inf, strings, tensors of more than one element → FAILED "invalid value: ...".
+- an exception → FAILED "exception: <type>: <message>"; CUDA out-of-memory (recognised by the class name
+  ``OutOfMemoryError`` so the engine never imports torch) → FAILED "oom".
+- a trial that saw the user's stop → INTERRUPTED (re-run on resume); one that saw the scheduler's prune →
+  PRUNED (never re-run). A trial that never looked (no ``should_stop()`` or report after the signal) ran to its
+  end, so its result stands.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbautoml.engine.trial import Trial, TrialState
+
+__all__ = ["Outcome", "exception_outcome", "result_outcome", "settle"]
+
+
+@dataclass
+class Outcome:
+    state: TrialState
+    value: float | None = None
+    reason: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    traceback: str | None = None
+
+
+def _scalar(value: Any) -> tuple[float | None, str | None]:
+    """(float, None) for a usable number, (None, why) otherwise."""
+    if isinstance(value, bool):
+        return None, f"invalid value: bool {value!r}"
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, (str, bytes)):
+        return None, f"invalid value: {type(value).__name__} {value!r:.60}"
+    else:
+        numel = getattr(value, "numel", None) or getattr(value, "size", None)
+        count = numel() if callable(numel) else numel
+        if isinstance(count, int) and count != 1:
+            return None, f"invalid value: {type(value).__name__} with {count} elements (need one number)"
+        item = getattr(value, "item", None)
+        if not callable(item):
+            return None, f"invalid value: {type(value).__name__} is not a number"
+        try:
+            raw = item()
+        except (ValueError, RuntimeError, TypeError) as error:
+            return None, f"invalid value: {type(value).__name__}: {error}"
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            return None, f"invalid value: {type(value).__name__} holding {raw!r}"
+        number = float(raw)
+    if not math.isfinite(number):
+        return None, f"invalid value: {number}"
+    return number, None
+
+
+def result_outcome(result: Any, trial: Trial, metric: str, mode: str) -> Outcome:
+    """The outcome of an objective that returned ``result`` (before stop / prune are considered)."""
+    metrics: dict[str, float] = {}
+    if isinstance(result, Mapping):
+        for key, raw in result.items():
+            number, _ = _scalar(raw)
+            if number is not None:
+                metrics[str(key)] = number
+        if metric in result:
+            number, why = _scalar(result[metric])
+            if number is None:
+                return Outcome(TrialState.FAILED, reason=f"{why} (the {metric!r} entry)", metrics=metrics)
+            return Outcome(TrialState.COMPLETE, number, metrics=metrics)
+        best = trial.best_reported(metric, mode)
+        if best is not None:
+            return Outcome(TrialState.COMPLETE, best, metrics=metrics)
+        keys = ", ".join(map(str, result)) or "none"
+        return Outcome(TrialState.FAILED, reason=f"no value: the result has no {metric!r} (keys: {keys})", metrics=metrics)
+    if result is None:
+        best = trial.best_reported(metric, mode)
+        if best is not None:
+            return Outcome(TrialState.COMPLETE, best)
+        return Outcome(TrialState.FAILED, reason=f"no value: returned None and reported no finite {metric!r}")
+    number, why = _scalar(result)
+    if number is None:
+        return Outcome(TrialState.FAILED, reason=why)
+    return Outcome(TrialState.COMPLETE, number)
+
+
+def is_oom(error: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "OutOfMemoryError" in names or "CUDA out of memory" in str(error)
+
+
+def exception_outcome(error: BaseException) -> Outcome:
+    if is_oom(error):
+        return Outcome(TrialState.FAILED, reason="oom")
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return Outcome(TrialState.FAILED, reason=f"exception: {type(error).__name__}: {message}".rstrip(": "))
+
+
+def settle(outcome: Outcome, trial: Trial, metric: str, mode: str, user_stopped: bool) -> Outcome:
+    """Apply the Stopping contract: a trial that saw a stop or a prune ends INTERRUPTED or PRUNED."""
+    if not trial.stop_seen:
+        return outcome
+    if trial.pruned:
+        value = outcome.value if outcome.value is not None else trial.best_reported(metric, mode)
+        step = trial.last_step
+        where = f" at step {step}" if step is not None else ""
+        return Outcome(TrialState.PRUNED, value, f"pruned{where}", outcome.metrics)
+    if user_stopped:
+        step = trial.last_step
+        where = f" after step {step}" if step is not None else ""
+        return Outcome(TrialState.INTERRUPTED, outcome.value, f"stopped{where}", outcome.metrics)
+    return outcome
