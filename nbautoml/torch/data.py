@@ -43,7 +43,8 @@ def split_xy(data: Any, target: Any = None) -> tuple[Any, np.ndarray | pd.Series
     """(X, y, target name) from a DataFrame + column name, an (X, y) pair, or X with ``target=y``."""
     if isinstance(data, pd.DataFrame) and isinstance(target, str):
         if target not in data.columns:
-            raise KeyError(f"target column {target!r} is not in the DataFrame (columns: {list(data.columns)})")
+            columns = [str(c) for c in data.columns]
+            raise KeyError(f"target column {target!r} is not in the DataFrame (columns: {columns})")
         return data.drop(columns=[target]), data[target], target
     if isinstance(data, tuple) and len(data) == 2 and target is None:
         x, y = data
@@ -255,7 +256,8 @@ class Preprocessor:
             present = values[np.isfinite(values)]
             if present.size == 0:
                 present = np.zeros(1)
-            self.channels.append({"fill": float(np.median(present)), "scale": _fit_scale(present, self.scaler)})
+            scale = _fit_scale(present, self.scaler)
+            self.channels.append({"fill": float(np.median(present)), "scale": scale})
         return self
 
     def _frame(self, x: pd.DataFrame | np.ndarray, fitting: bool = False) -> pd.DataFrame:
@@ -272,7 +274,8 @@ class Preprocessor:
         if fitting:
             self.array_columns = [f"x{i}" for i in range(x.shape[1])]
         elif x.ndim != 2 or x.shape[1] != len(self.array_columns):
-            raise ValueError(f"expected an array of shape (N, {len(self.array_columns)}), got shape {x.shape}")
+            width = len(self.array_columns)
+            raise ValueError(f"expected an array of shape (N, {width}), got shape {x.shape}")
         return pd.DataFrame(x, columns=self.array_columns)
 
     @property
@@ -358,7 +361,7 @@ def holdout(y: Sequence[Any] | np.ndarray, *, val_size: float = 0.2, task: str =
     from sklearn.model_selection import train_test_split
 
     y = np.asarray(y)
-    n_val = max(1, int(math.ceil(val_size * len(y))))
+    n_val = max(1, math.ceil(val_size * len(y)))
     index = np.arange(len(y))
     train, val = train_test_split(index, test_size=n_val, random_state=seed, stratify=_stratify(y, task, 2))
     return np.sort(train), np.sort(val)

@@ -45,7 +45,7 @@ def _date_parts(values: pd.Series) -> dict[str, np.ndarray]:
     if getattr(dt.dt, "tz", None) is not None:
         dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)
     ordinal = (dt - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
-    parts = {
+    parts: dict[str, pd.Series] = {
         "year": dt.dt.year,
         "month": dt.dt.month,
         "day": dt.dt.day,
@@ -53,7 +53,7 @@ def _date_parts(values: pd.Series) -> dict[str, np.ndarray]:
         "hour": dt.dt.hour,
         "ordinal": ordinal,
     }
-    return {name: pd.to_numeric(part, errors="coerce").to_numpy(dtype=np.float64) for name, part in parts.items()}
+    return {name: part.to_numpy(dtype=np.float64, na_value=np.nan) for name, part in parts.items()}
 
 
 def _fit_scale(values: np.ndarray, scaler: str) -> dict[str, Any]:
@@ -188,13 +188,16 @@ class TabularPreprocessor:
         self.fitted = False
 
     # ---- fitting ------------------------------------------------------------------------------------------
-    def fit(self, frame: pd.DataFrame, y: np.ndarray | None = None, task: str | None = None) -> TabularPreprocessor:
+    def fit(
+        self, frame: pd.DataFrame, y: np.ndarray | None = None, task: str | None = None
+    ) -> TabularPreprocessor:
         """Learn every column's treatment; ``y`` and ``task`` are needed only for feature selection."""
         self.columns = [self._fit_column(str(name), frame[name]) for name in frame.columns]
         self.fitted = True
         self.selected = None
         if self.select < 1.0 and y is not None:
-            self.selected = self._fit_selection(self._transform_all(frame), np.asarray(y), task or "regression")
+            matrix = self._transform_all(frame)
+            self.selected = self._fit_selection(matrix, np.asarray(y), task or "regression")
         if not self.feature_names:
             raise ValueError("no usable feature: every column is constant, empty or ID-like")
         return self
@@ -209,15 +212,17 @@ class TabularPreprocessor:
             return {**base, "kind": "dropped", "reason": "id-like"}
         if kind == "numeric":
             feature = _numeric_feature(name, _as_numbers(series, name), self.scaler)
-            return {**base, "feature": feature} if feature else {**base, "kind": "dropped", "reason": "constant"}
+            if feature is None:
+                return {**base, "kind": "dropped", "reason": "constant"}
+            return {**base, "feature": feature}
         if kind == "bool":
             values = present.astype(bool)
             return {**base, "fill": float(values.mean() >= 0.5)}
         if kind == "datetime":
             parts = _as_dates(series, name)
             features = [_numeric_feature(f"{name}__{p}", parts[p], self.scaler) for p in DATE_PARTS]
-            kept = [(p, f) for p, f in zip(DATE_PARTS, features, strict=True) if f is not None]
-            return {**base, "parts": [p for p, _ in kept], "features": [f for _, f in kept]}
+            pairs = [(p, f) for p, f in zip(DATE_PARTS, features, strict=True) if f is not None]
+            return {**base, "parts": [p for p, _ in pairs], "features": [f for _, f in pairs]}
         strings = pd.Series(_as_strings(series))
         counts = strings.value_counts(sort=True)
         levels = [str(v) for v in counts.index]
@@ -225,7 +230,7 @@ class TabularPreprocessor:
             return {**base, "kind": "onehot", "levels": sorted(levels)}
         kept = levels[:_MAX_LEVELS]
         freq = [float(math.log(counts[v] / len(strings))) for v in kept]
-        return {**base, "kind": "ordinal", "levels": kept, "log_freq": freq, "other_log_freq": float(min(freq))}
+        return {**base, "kind": "ordinal", "levels": kept, "log_freq": freq, "other_log_freq": min(freq)}
 
     def _fit_selection(self, matrix: np.ndarray, y: np.ndarray, task: str) -> list[int]:
         from sklearn.feature_selection import f_classif, f_regression
@@ -234,7 +239,7 @@ class TabularPreprocessor:
         with np.errstate(all="ignore"):
             scores, _ = score_fn(matrix, y)
         scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0, posinf=1e12)
-        k = max(1, int(round(self.select * matrix.shape[1])))
+        k = max(1, round(self.select * matrix.shape[1]))
         return sorted(int(i) for i in np.argsort(-scores, kind="stable")[:k])
 
     # ---- transforming -------------------------------------------------------------------------------------
@@ -316,7 +321,9 @@ class TabularPreprocessor:
         n = len(frame)
         return np.stack(blocks, axis=1) if blocks else np.zeros((n, 0))
 
-    def fit_transform(self, frame: pd.DataFrame, y: np.ndarray | None = None, task: str | None = None) -> np.ndarray:
+    def fit_transform(
+        self, frame: pd.DataFrame, y: np.ndarray | None = None, task: str | None = None
+    ) -> np.ndarray:
         return self.fit(frame, y, task).transform(frame)
 
     # ---- JSON ---------------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_missing_column_and_wrong_dtype_name_the_column() -> None:
     bad = df.copy()
     bad["age"] = bad["age"].astype(object)
     bad.loc[2, "age"] = "forty"
-    with pytest.raises(ValueError, match="'age'.*forty"):
+    with pytest.raises(ValueError, match=r"'age'.*forty"):
         pre.transform(bad)
     with pytest.raises(ValueError, match="'joined'"):
         pre.transform(df.assign(joined="not a date"))
