@@ -157,7 +157,7 @@ class Int(_Bounded):
 
     def contains(self, value: object) -> bool:
         if _is_integer(value):
-            return int(self.low) <= int(value) <= int(self.high)  # type: ignore[call-overload]
+            return int(self.low) <= value <= int(self.high)  # type: ignore[operator]
         if _is_number(value) and float(value).is_integer():  # type: ignore[arg-type]
             return int(self.low) <= int(float(value)) <= int(self.high)  # type: ignore[arg-type]
         return False
@@ -171,7 +171,7 @@ class Int(_Bounded):
         self.validate(repr(self))
         low, high = int(self.low), int(self.high)
         if self.log:
-            value = int(math.floor(math.exp(rng.uniform(math.log(low), math.log(high + 1)))))
+            value = math.floor(math.exp(rng.uniform(math.log(low), math.log(high + 1))))
         else:
             value = int(rng.integers(low, high + 1))
         return min(max(value, low), high)

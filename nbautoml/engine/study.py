@@ -119,6 +119,8 @@ class Study:
         self._stop = threading.Event()
         self._state = StudyState.IDLE
         self._thread: threading.Thread | None = None
+        self._done = threading.Event()  # set when a run ends (Thread.join interrupted by ^C can corrupt is_alive)
+        self._done.set()
         self._error: BaseException | None = None
         self._started_at: float | None = None
         self._ended_at: float | None = None
@@ -186,7 +188,8 @@ class Study:
             scheduler_json = settings.get("scheduler")
             if scheduler is None:
                 scheduler_obj = make_scheduler(scheduler_json)
-        self._sampler_spec: str | Sampler = sampler if sampler is not None and not isinstance(sampler, str) else self.sampler_name
+        given_instance = sampler is not None and not isinstance(sampler, str)
+        self._sampler_spec: str | Sampler = sampler if given_instance else self.sampler_name  # type: ignore[assignment]
         self.scheduler: Scheduler | None = scheduler_obj
         self._trials: dict[int, Trial] = self._log.trials
         for trial in self._trials.values():
@@ -472,9 +475,10 @@ class Study:
         if self.space is None:
             raise SpaceError(f"study {self.name!r} has no search space: pass space=... to Study")
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if not self._done.is_set():
                 raise RuntimeError(f"study {self.name!r} is already running; stop() it or wait() first")
             self._stop.clear()
+            self._done.clear()
             self._error = None
             self.budget = trials
             self._started_at, self._ended_at = time.time(), None
@@ -484,7 +488,12 @@ class Study:
                 self.frontend = _frontend(self, background)
             except Exception:
                 log.exception("study %r: the front end failed to start; the search runs without it", self.name)
-        self._thread = start(self, objective, trials=trials, timeout=timeout, parallel=parallel, runner=runner)
+        try:
+            self._thread = start(self, objective, trials=trials, timeout=timeout, parallel=parallel, runner=runner)
+        except BaseException:
+            self._finished_run(StudyState.STOPPED, "the runner failed to start")
+            self._run_ended()
+            raise
         if not background:
             self._wait_interruptible()
             if self._error is not None:
@@ -492,16 +501,14 @@ class Study:
         return self
 
     def _wait_interruptible(self) -> None:
-        thread = self._thread
-        assert thread is not None
         try:
-            while thread.is_alive():
-                thread.join(0.1)
+            while not self._done.wait(0.1):
+                pass
         except KeyboardInterrupt:
             self.stop(source="interrupt")
             try:
-                while thread.is_alive():
-                    thread.join(0.1)
+                while not self._done.wait(0.1):
+                    pass
             except KeyboardInterrupt:
                 log.warning(
                     "study %r: second interrupt — no longer waiting; running trials finish in the background",
@@ -524,11 +531,7 @@ class Study:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a background search; True when it has ended."""
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        return self._done.wait(timeout)
 
     def _finished_run(self, state: StudyState, message: str, error: BaseException | None = None) -> None:
         """Called by the runner when its loop ends."""
@@ -541,3 +544,7 @@ class Study:
         except OSError:
             log.exception("study %r: removing old checkpoints failed", self.name)
         self._set_state(state)
+
+    def _run_ended(self) -> None:
+        """The runner's last act, after its final events: waiters may go on."""
+        self._done.set()

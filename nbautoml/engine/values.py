@@ -79,7 +79,8 @@ def result_outcome(result: Any, trial: Trial, metric: str, mode: str) -> Outcome
         if best is not None:
             return Outcome(TrialState.COMPLETE, best, metrics=metrics)
         keys = ", ".join(map(str, result)) or "none"
-        return Outcome(TrialState.FAILED, reason=f"no value: the result has no {metric!r} (keys: {keys})", metrics=metrics)
+        why = f"no value: the result has no {metric!r} (keys: {keys})"
+        return Outcome(TrialState.FAILED, reason=why, metrics=metrics)
     if result is None:
         best = trial.best_reported(metric, mode)
         if best is not None:

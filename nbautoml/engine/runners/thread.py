@@ -12,6 +12,7 @@ a timeout never wastes work. A stop (user, interrupt, ``max_failures``) asks run
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 import traceback
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 Objective = Callable[[Trial], Any]
 
 
-def execute_trial(objective: Objective, trial: Trial, metric: str, mode: str, user_stopped: Callable[[], bool]) -> Outcome:
+def execute_trial(
+    objective: Objective, trial: Trial, metric: str, mode: str, user_stopped: Callable[[], bool]
+) -> Outcome:
     """Run one trial with it as the current trial; never raises (the outcome says what happened)."""
     with using_trial(trial):
         try:
@@ -104,6 +107,7 @@ class ThreadRunner:
         stopped = reason in ("stopped", "max_failures") or error is not None
         study._finished_run(StudyState.STOPPED if stopped else StudyState.FINISHED, message, error)
         study.events.emit(StudyFinished(study.name, reason=reason, finished=study.n_finished))
+        study._run_ended()
 
     def _message(self, reason: str) -> str:
         study, done = self.study, self.study.n_finished
@@ -161,8 +165,8 @@ class ThreadRunner:
             return None
         batch: list[tuple[dict[str, Any], Trial | None]] = []
         while reruns and len(batch) < room:
-            old = reruns.popleft()
-            batch.append((dict(old.params), old))
+            interrupted = reruns.popleft()
+            batch.append((dict(interrupted.params), interrupted))
         if len(batch) < room:
             pending = [t.params for t in self.running.values()] + [p for p, _ in batch]
             asked = study.sampler().ask(room - len(batch), pending=pending)
@@ -172,13 +176,13 @@ class ThreadRunner:
         for params, old in batch:
             trial = study._new_trial(params, rerun_of=old)
             trial.state = TrialState.RUNNING
-            self.running[self.executor.submit(study, self.objective, trial)] = trial
-            study.events.emit(
+            study.events.emit(  # before submitting, so it precedes the trial's own reports
                 TrialStarted(
                     study.name, number=trial.number, params=dict(trial.params),
                     resumed_from=trial.resumed_from, resume_step=trial.resume_step,
                 )
             )
+            self.running[self.executor.submit(study, self.objective, trial)] = trial
         return None
 
     def _finish(self, future: Future[Outcome]) -> None:
@@ -207,10 +211,8 @@ class ThreadRunner:
     def _drain(self) -> None:
         """After a loop error: let running trials see the stop and record how they ended."""
         for future in list(self.running):
-            try:
+            with contextlib.suppress(Exception):
                 future.result(timeout=60)
-            except Exception:
-                pass
             if future.done():
                 try:
                     self._finish(future)

@@ -15,6 +15,7 @@ host: the heartbeat went stale) is INTERRUPTED when the study is next opened.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -83,10 +84,14 @@ class JournalStorage:
         size = self.path.stat().st_size
         if size == self._offset:
             return
-        self._repair_tail()
         with open(self.path, "rb") as handle:
             handle.seek(self._offset)
             data = handle.read()
+        if not data.endswith(b"\n") or not _is_record(data.rstrip(b"\n").rsplit(b"\n", 1)[-1]):
+            self._repair_tail()  # a writer died mid-line: quarantine its torn tail first
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
         self._unseen.extend(self._parse(data, first_line=None))
         self._offset += len(data)
 
@@ -111,22 +116,23 @@ class JournalStorage:
         return records
 
     def _repair_tail(self) -> None:
-        """Quarantine a torn last line (no newline, or bad JSON) so the journal ends with a whole record."""
+        """Quarantine a torn last line (bad JSON) so the journal ends with a whole record.
+
+        A last line that is whole JSON and lacks only its newline is kept: the newline is added.
+        """
         data = self.path.read_bytes()
         if not data:
             return
         end = len(data)
-        cut = end
-        if not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-        else:
-            start = data.rfind(b"\n", 0, end - 1) + 1
-            try:
-                record = json.loads(data[start:end])
-                if not isinstance(record, dict) or "type" not in record:
-                    raise ValueError
-            except ValueError:
-                cut = start
+        start = data.rfind(b"\n", 0, end - 1 if data.endswith(b"\n") else end) + 1
+        if _is_record(data[start:end]):
+            if not data.endswith(b"\n"):
+                with open(self.path, "ab") as handle:
+                    handle.write(b"\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            return
+        cut = start
         if cut == end:
             return
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -212,16 +218,22 @@ class JournalStorage:
 
         def run() -> None:
             while not self._closed.wait(HEARTBEAT_SECONDS):
-                try:
+                with contextlib.suppress(OSError):
                     beat.touch()
-                except OSError:
-                    pass
 
         self._heartbeat = threading.Thread(target=run, name="nbautoml-heartbeat", daemon=True)
         self._heartbeat.start()
 
     def close(self) -> None:
         self._closed.set()
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "type" in record
 
 
 def _finite(record: Record) -> Record:
