@@ -251,7 +251,7 @@ class Study:
             self._log.spaces.append(space)
             self._sampler = None  # rebuilt from the history inside the new space at the next ask
         if current is not None:
-            reused = sum(1 for t in self._trials.values() if t.state.finished and space.project(t.params) is not None)
+            reused = len(self.history_in_space(space))
             self.message = f"space version {version}: {diff}; {reused} past trials lie inside and are reused"
             log.info("study %r: %s", self.name, self.message)
         self.events.emit(SpaceChanged(self.name, version=version, diff=diff.to_json()))
@@ -265,15 +265,18 @@ class Study:
                 if space is None:
                     raise SpaceError(f"study {self.name!r} has no search space yet: pass space=...")
                 sampler = make_sampler(self._sampler_spec, space, seed=self.seed, **self._sampler_options)
-                observations = []
-                for trial in sorted(self._trials.values(), key=lambda t: t.number):
-                    params = space.project(trial.params) if trial.state.finished else None
-                    if params is not None:
-                        observations.append((params, self._loss(trial)))
+                observations = [(space.project(t.params) or {}, self._loss(t)) for t in self.history_in_space()]
                 if observations:
                     sampler.tell_many(observations)
                 self._sampler = sampler
             return self._sampler
+
+    def history_in_space(self, space: Space | None = None) -> list[Trial]:
+        """Finished trials whose params lie inside ``space`` (the current one): what the sampler learns from."""
+        space = space if space is not None else self.space
+        if space is None:
+            return []
+        return [t for t in self.trials if t.state.finished and space.project(t.params) is not None]
 
     @property
     def _sign(self) -> float:
