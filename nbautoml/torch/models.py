@@ -33,8 +33,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from nbautoml.space import Choice, Int, Real, Space
 from torch import nn
+
+from nbautoml.space import Choice, Int, Real, Space
 
 __all__ = ["ACTIVATIONS", "DEFAULTS", "KINDS", "arch_params", "build", "cnn", "gru", "mlp", "space"]
 

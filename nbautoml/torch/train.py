@@ -1,0 +1,365 @@
+"""The training loop: epoch reports to the current trial, checkpoints, cooperative stop, exact resume.
+
+``train(model, (X, y))`` works anywhere; inside a trial (``nbautoml.engine.trial.current_trial()`` or
+``trial=``) it also reports DESIGN.md's metric names every epoch (0-based steps), checks
+``trial.should_stop()`` between batches (a stop mid-epoch ends training at once and that epoch is neither
+reported nor checkpointed), and keeps two files in ``trial.checkpoint_dir``:
+
+* ``checkpoint.pt`` — everything needed to continue (model, optimizer, schedule, best weights, history and
+  the RNG states, as tensors and plain numbers: ``torch.load(path, weights_only=True)`` reads it). Written
+  after every epoch to a temp file, fsynced, then ``os.replace``d, *before* the epoch is reported, so a report
+  the journal holds always has its checkpoint. With ``trial.resume_step > 0`` training continues from it and
+  ends with the same metrics as an uninterrupted run (same seed, same machine).
+* ``best.pt`` — the best epoch's weights (``model``), ``epoch``, ``metrics``, ``metric``, ``mode``, ``task``
+  and ``arch`` (``model.nbautoml_arch`` when the model came from :func:`nbautoml.torch.models.build`).
+
+Speed: small data sets are moved to the device once and iterated by index slicing (a DataLoader's per-sample
+collation dominates small tabular models, on CPU too); data too large for a quarter of the free GPU memory
+stays on the host and goes over batch by batch. On CUDA the forward runs under bf16 autocast (no loss scaling
+needed), Adam / AdamW use their fused kernels, and at the end the optimizer state is dropped and the cache
+emptied. The model goes back to the device it came on, so finished trials do not pile up GPU memory.
+
+``peak_memory_mb`` is ``torch.cuda.max_memory_allocated`` over the epoch on CUDA; on CPU it is the process's
+resident high-water mark (``resource.getrusage().ru_maxrss``, whole process, never decreasing), NaN where the
+``resource`` module is missing (Windows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nbautoml.engine.trial import Trial, current_trial
+from nbautoml.torch import _fitdata as fd
+from nbautoml.torch._optim import LRSchedule, make_optimizer
+
+__all__ = ["BEST", "CHECKPOINT", "TrainResult", "train"]
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+_FORMAT = 1
+log = logging.getLogger(__name__)
+_MAX_NAMES = ("acc", "auc", "r2", "f1")
+
+
+class TrainResult(dict[str, float]):
+    """The best epoch's metrics plus ``"epoch"`` (a study picks its metric from it), with the run attached."""
+
+    def __init__(self, metrics: Mapping[str, float], *, model: nn.Module, history: list[dict[str, float]],
+                 best_epoch: int | None, stopped: str | None, task: str, best_path: Path | None) -> None:
+        super().__init__(metrics)
+        self.model = model  # with the best epoch's weights loaded
+        self.history = history  # one dict per epoch run: "epoch" and the reported metrics
+        self.best_epoch = best_epoch
+        self.stopped = stopped  # "pruned", "stopped", "early_stopping", "diverged" or None (ran all epochs)
+        self.task = task  # "classification", "binary" or "regression"
+        self.best_path = best_path
+
+    def __repr__(self) -> str:
+        return f"TrainResult({dict(self)!r}, best_epoch={self.best_epoch}, stopped={self.stopped!r})"
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {device!r} (use 'auto', 'cpu', 'cuda', 'cuda:1', ...)") from error
+
+
+def _peak_mb(dev: torch.device) -> float:
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    try:
+        import resource
+    except ImportError:
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _default_mode(metric: str) -> str:
+    return "max" if any(part in metric for part in _MAX_NAMES) else "min"
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    """Whether ``value`` beats ``best``; NaN never wins, and anything beats a NaN (a diverged first epoch)."""
+    if best is None:
+        return True
+    if math.isnan(value):
+        return False
+    if math.isnan(best):
+        return True
+    return value > best if mode == "max" else value < best
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
+
+
+def _atomic_save(obj: dict[str, Any], path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then os.replace: never a torn checkpoint."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _rng_state(shuffle: torch.Generator) -> dict[str, Any]:
+    cuda = list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "shuffle": shuffle.get_state()}
+
+
+def _set_rng_state(state: Mapping[str, Any], shuffle: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    shuffle.set_state(state["shuffle"])
+    cuda = list(state.get("cuda") or [])
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _place(x: torch.Tensor, dev: torch.device, fits: bool) -> torch.Tensor:
+    return x.to(dev, non_blocking=True) if fits else x.cpu()
+
+
+def _fits(tensors: list[torch.Tensor], dev: torch.device) -> bool:
+    """Whether the whole data set goes to the device (always on CPU; a quarter of free memory on CUDA)."""
+    if dev.type != "cuda":
+        return True
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    free, _ = torch.cuda.mem_get_info(dev)
+    return size < free // 4
+
+
+def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64, optimizer: str = "adam",
+          lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "none",
+          warmup_epochs: int = 0, early_stopping: int | None = None, grad_clip: float | None = None,
+          device: str | torch.device = "auto", seed: int | None = None, task: str = "auto",
+          val_split: float = 0.2, metric: str | None = None, mode: str | None = None, verbose: bool = False,
+          schedule_options: Mapping[str, float] | None = None, amp: bool = True,
+          trial: Trial | None = None) -> TrainResult:
+    """Train ``model`` on ``data`` and return the best epoch's metrics (a :class:`TrainResult`).
+
+    ``data``: ``(X, y)`` (split by ``val_split``, stratified for classification, seeded by ``seed``) or
+    ``((X_tr, y_tr), (X_val, y_val))``. ``seed`` also seeds torch's global RNG (dropout) and the shuffling;
+    seed the model's initialisation yourself before building it. ``metric`` / ``mode`` pick the best epoch
+    (default: the trial's metric when train reports it, else ``val_loss``, "min"); ``early_stopping=k`` ends
+    after k epochs without a new best. ``schedule_options`` tunes a schedule (see :mod:`._optim`); ``amp``
+    turns bf16 autocast on CUDA off when False. ``task``: "auto" | "classification" | "binary" | "regression".
+    """
+    _positive_int("epochs", epochs)
+    _positive_int("batch_size", batch_size)
+    _positive_int("early_stopping", early_stopping, allow_none=True)
+    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
+        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
+    if not (isinstance(val_split, (int, float)) and 0 < val_split < 1):
+        raise ValueError(f"val_split must be between 0 and 1, got {val_split!r}")
+    if mode is not None and mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    trial = trial if trial is not None else current_trial()
+    dev = _device(device)
+    params = list(model.parameters())
+    home = params[0].device if params else torch.device("cpu")
+    x, y, explicit_val = fd.unpack(data)
+    if len(x) != len(y):
+        raise ValueError(f"X has {len(x)} samples but y has {len(y)}")
+    if explicit_val is not None and len(explicit_val[0]) != len(explicit_val[1]):
+        raise ValueError(f"X_val has {len(explicit_val[0])} samples but y_val has {len(explicit_val[1])}")
+    if len(x) < 2:
+        raise ValueError(f"need at least 2 training samples, got {len(x)}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    model.to(dev)
+    use_amp = amp and dev.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+
+    # a probe forward (eval mode: no running-stat update, no dropout RNG) gives the output width
+    model.eval()
+    try:
+        with torch.no_grad(), autocast():
+            probe = model(x[:2].to(dev))
+    except (RuntimeError, ValueError, TypeError) as error:
+        shape = tuple(x.shape[1:])
+        raise ValueError(f"the model cannot take X with per-sample shape {shape}: {error}") from error
+    if not isinstance(probe, torch.Tensor) or probe.ndim not in (1, 2):
+        got = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__
+        raise ValueError(f"the model must return (N,) or (N, outputs), got {got}")
+    out_dim = 1 if probe.ndim == 1 else int(probe.shape[1])
+    resolved = fd.resolve_task(task, y, out_dim)
+    if explicit_val is None:
+        tr, va = fd.split(y, float(val_split), seed, stratify=resolved != "regression")
+        x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
+    else:
+        x_tr, y_tr, (x_va, y_va) = x, y, explicit_val
+        if tuple(x_va.shape[1:]) != tuple(x_tr.shape[1:]):
+            shapes = tuple(x_va.shape[1:]), tuple(x_tr.shape[1:])
+            raise ValueError(f"X_val samples have shape {shapes[0]}, X_train samples {shapes[1]}")
+    y_tr = fd.targets(y_tr, resolved, out_dim, "y")
+    y_va = fd.targets(y_va, resolved, out_dim, "y_val")
+    names = fd.metric_names(resolved)
+    if metric is None:
+        if trial is not None and trial.metric in names:
+            metric, mode = trial.metric, mode or trial.mode
+        else:
+            metric = "val_loss"
+    elif metric not in names:
+        raise ValueError(f"metric {metric!r} is not reported for {resolved}; choose from {list(names)}")
+    mode = mode or _default_mode(metric)
+
+    fits = _fits([x_tr, y_tr, x_va, y_va], dev)
+    x_tr, y_tr, x_va, y_va = (_place(t, dev, fits) for t in (x_tr, y_tr, x_va, y_va))
+    n_tr = len(x_tr)
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    drop_last = has_bn and n_tr % batch_size == 1  # batch norm cannot train on a batch of one
+    steps = n_tr // batch_size if drop_last else math.ceil(n_tr / batch_size)
+    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum,
+                         fused=dev.type == "cuda" and optimizer in ("adam", "adamw"))
+    sched = LRSchedule(opt, schedule, epochs=epochs, steps_per_epoch=steps, warmup_epochs=warmup_epochs,
+                       mode=mode, options=schedule_options)
+    loss = fd.loss_fn(resolved)
+    shuffle = torch.Generator()
+    shuffle.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+
+    folder = trial.checkpoint_dir if trial is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    state = _State()
+    try:
+        if trial is not None and trial.resume_step > 0:
+            _resume(trial, state, model, opt, sched, shuffle)
+        for epoch in range(state.start, epochs):
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            began = time.perf_counter()
+            model.train()
+            order = torch.randperm(n_tr, generator=shuffle).to(x_tr.device)
+            total = torch.zeros((), device=dev)
+            for b in range(steps):
+                if trial is not None and trial.should_stop():
+                    state.stopped = "pruned" if trial.pruned else "stopped"
+                    break
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb, yb = x_tr[idx].to(dev, non_blocking=True), y_tr[idx].to(dev, non_blocking=True)
+                sched.set(epoch, b)
+                with autocast():
+                    out = model(xb)
+                batch_loss = loss(out, yb, "mean")
+                opt.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+                opt.step()
+                total += batch_loss.detach() * len(idx)
+            if state.stopped:
+                break  # stopped mid-epoch: this epoch is neither reported nor checkpointed
+            model.eval()
+            evaluator = fd.Evaluator(resolved, y_va)
+            eval_batch = max(batch_size, 256)
+            with torch.no_grad():
+                for i in range(0, len(x_va), eval_batch):
+                    xb, yb = x_va[i:i + eval_batch].to(dev), y_va[i:i + eval_batch].to(dev)
+                    with autocast():
+                        out = model(xb)
+                    evaluator.update(out, yb)
+            val = evaluator.result()
+            seen = n_tr - (1 if drop_last else 0)
+            metrics = {"val_loss": val["val_loss"], "train_loss": float(total) / seen,
+                       "epoch_seconds": time.perf_counter() - began, "peak_memory_mb": _peak_mb(dev),
+                       **{k: v for k, v in val.items() if k != "val_loss"}}
+            state.history.append({"epoch": epoch, **metrics})
+            if state.best_epoch is None or _better(metrics[metric], state.best_metrics.get(metric), mode):
+                state.best_epoch, state.best_metrics = epoch, {**metrics, "epoch": epoch}
+                state.best_weights = _cpu_state(model)
+                if folder is not None:
+                    _atomic_save({"model": state.best_weights, "epoch": epoch, "metrics": metrics,
+                                  "metric": metric, "mode": mode, "task": resolved,
+                                  "arch": getattr(model, "nbautoml_arch", None)}, folder / BEST)
+            sched.epoch_end(epoch, metrics[metric])
+            if folder is not None:
+                _atomic_save({"format": _FORMAT, "epoch": epoch, "model": model.state_dict(),
+                              "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                              "best_epoch": state.best_epoch, "best_metrics": state.best_metrics,
+                              "best_model": None if state.best_epoch == epoch else state.best_weights,
+                              "history": state.history, "rng": _rng_state(shuffle)}, folder / CHECKPOINT)
+            if trial is not None:
+                trial.report(epoch, **metrics)
+            if verbose:
+                shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "epoch_seconds")
+                print(f"epoch {epoch + 1}/{epochs}  {shown}  {metrics['epoch_seconds']:.2f}s", flush=True)
+            if not math.isfinite(metrics["train_loss"]):
+                state.stopped = "diverged"
+            elif trial is not None and trial.should_stop():
+                state.stopped = "pruned" if trial.pruned else "stopped"
+            elif early_stopping is not None and epoch - state.best_epoch >= early_stopping:
+                state.stopped = "early_stopping"
+            if state.stopped:
+                break
+        if state.best_weights is not None:
+            model.load_state_dict(state.best_weights)
+    finally:  # also on errors (CUDA OOM): drop the device tensors this frame holds and give the memory back
+        model.to(home)
+        opt = sched = x_tr = y_tr = x_va = y_va = None  # type: ignore[assignment]
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    best_path = folder / BEST if folder is not None and state.best_epoch is not None else None
+    return TrainResult(state.best_metrics, model=model, history=state.history, best_epoch=state.best_epoch,
+                       stopped=state.stopped, task=resolved, best_path=best_path)
+
+
+class _State:
+    """What the loop carries between epochs and restores from a checkpoint."""
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.history: list[dict[str, float]] = []
+        self.best_epoch: int | None = None
+        self.best_metrics: dict[str, float] = {}
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.stopped: str | None = None
+
+
+def _resume(trial: Trial, state: _State, model: nn.Module, opt: torch.optim.Optimizer, sched: LRSchedule,
+            shuffle: torch.Generator) -> None:
+    """Load ``checkpoint.pt`` and continue after its epoch; re-report epochs it holds that the trial lacks."""
+    assert trial.checkpoint_dir is not None
+    path = trial.checkpoint_dir / CHECKPOINT
+    if not path.exists():
+        log.warning("trial %d: resume_step=%d but no %s; training from epoch 0", trial.number,
+                    trial.resume_step, path)
+        return
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["schedule"])
+    _set_rng_state(ckpt["rng"], shuffle)
+    state.history = [dict(entry) for entry in ckpt["history"]]
+    state.best_epoch, state.best_metrics = ckpt["best_epoch"], dict(ckpt["best_metrics"])
+    state.best_weights = ckpt["best_model"] if ckpt["best_model"] is not None else _cpu_state(model)
+    state.start = int(ckpt["epoch"]) + 1
+    if state.start < trial.resume_step:
+        log.warning("trial %d: checkpoint ends at epoch %d, resume_step is %d; re-running epochs %d..%d",
+                    trial.number, state.start - 1, trial.resume_step, state.start, trial.resume_step - 1)
+    for entry in state.history[trial.resume_step:state.start]:  # checkpointed, never journaled: report now
+        trial.report(int(entry["epoch"]), **{k: v for k, v in entry.items() if k != "epoch"})
