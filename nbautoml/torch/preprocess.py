@@ -25,6 +25,7 @@ Optional feature selection keeps the top ``select`` fraction of output features 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -159,7 +160,9 @@ def _as_numbers(series: pd.Series, column: str, what: str = "numbers") -> np.nda
 
 def _as_dates(series: pd.Series, column: str) -> dict[str, np.ndarray]:
     if not pd.api.types.is_datetime64_any_dtype(series.dtype):
-        converted = pd.to_datetime(series, errors="coerce")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": the bad value is reported
+            converted = pd.to_datetime(series, errors="coerce")
         bad = converted.isna() & series.notna()
         if bad.any():
             example = series[bad].iloc[0]

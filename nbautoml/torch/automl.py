@@ -1,0 +1,242 @@
+"""``nbautoml.fit``: data in, a searched, validated, exportable model out.
+
+The search joins three parts in one :class:`~nbautoml.space.Space` (see :func:`default_space`): the
+preprocessing (scaler, feature selection), the model family picked from the data's layout (tabular → MLP,
+sequences → CNN-1D and GRU, images → CNN-2D) with its architecture space from
+:func:`nbautoml.torch.models.space`, and training (optimizer, lr, weight decay, batch size, LR schedule). The
+number of epochs is not searched: it is ASHA's resource, so weak configurations stop after a few epochs.
+
+Each trial fits its preprocessing on its training rows only (cached per choice and fold), trains with
+:func:`nbautoml.torch.train` on a stratified holdout (or each of ``cv`` folds: the value is the mean, the
+leaderboard shows mean ± std) and leaves ``best.pt`` in its checkpoint folder. Nothing is retrained after the
+search: :mod:`nbautoml.torch.results` rebuilds the top trials from those checkpoints into ``best_model`` and
+``ensemble``, scores both on the holdout (out-of-fold rows with ``cv``) by the study's metric, and
+``predict`` uses the better one.
+
+Regression targets are standardised for training, so ``val_loss`` / ``val_mae`` are in units of the target's
+standard deviation; predictions come back in the original units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nbautoml.engine.schedulers import ASHA
+from nbautoml.engine.study import Study
+from nbautoml.engine.trial import Trial
+from nbautoml.space import Choice, Real, Space
+from nbautoml.torch import models
+from nbautoml.torch.data import Preprocessor, TargetEncoder, holdout, kfold, layout_of, split_xy
+from nbautoml.torch.results import AutoMLResult, family_of, fold_dir
+from nbautoml.torch.train import train
+
+__all__ = ["FAMILIES", "AutoMLResult", "default_space", "fit"]
+
+log = logging.getLogger(__name__)
+
+FAMILIES = {"tabular": ("mlp",), "sequence": ("cnn1d", "gru"), "image": ("cnn2d",)}
+_LAYOUTS = {"mlp": ("tabular", "sequence", "image"), "cnn1d": ("sequence",), "gru": ("sequence",),
+            "cnn2d": ("image",)}
+_METRICS = {"regression": ("val_loss", "val_r2", "val_mae"), "classification": ("val_loss", "val_acc")}
+
+
+# ---- the search space -------------------------------------------------------------------------------
+def default_space(layout: str, kinds: Sequence[str], input_shape: Sequence[int], n_outputs: int,
+                  n_train: int) -> Space:
+    """Preprocessing + family/architecture + training dimensions for data of this layout and size.
+
+    One family: its params keep their names (``layers``, ``units``...). Several: a ``family`` choice and each
+    family's params prefixed (``gru_hidden``), since the families share names with different meanings.
+    """
+    dims: dict[str, Any] = {}
+    if layout == "tabular":
+        dims["scaler"] = Choice(["standard", "robust", "minmax", "quantile"])
+        if int(np.prod(input_shape)) >= 8:
+            dims["select"] = Choice([1.0, 0.75, 0.5])
+    else:
+        dims["scaler"] = Choice(["standard", "robust", "minmax"])
+    if len(kinds) == 1:
+        dims.update(models.space(kinds[0], input_shape, n_outputs))
+    else:
+        dims["family"] = Choice(list(kinds))
+        for kind in kinds:
+            dims.update({f"{kind}_{k}": v for k, v in models.space(kind, input_shape, n_outputs).items()})
+    sizes = [b for b in (16, 32, 64, 128, 256, 512) if b <= max(16, n_train // 8)][-4:]
+    train_dims = {
+        "optimizer": Choice(["adam", "adamw", "nesterov"]),
+        "lr": Real(1e-4, 1e-1, log=True),
+        "weight_decay": Real(1e-6, 1e-1, log=True),
+        "batch_size": Choice(sizes),
+        "schedule": Choice(["none", "cosine", "exponential", "plateau"]),
+    }
+    clash = set(train_dims) & set(dims)
+    if clash:
+        raise RuntimeError(f"search space names clash: {sorted(clash)}")
+    return Space({**dims, **train_dims})
+
+
+def default_epochs(n_train: int) -> int:
+    """ASHA's maximum resource: more epochs for small data, where an epoch is cheap and few steps."""
+    return 60 if n_train <= 3000 else 40 if n_train <= 30000 else 20
+
+
+def _kinds(model: str | Sequence[str], layout: str) -> tuple[str, ...]:
+    kinds = FAMILIES[layout] if model == "auto" else (model,) if isinstance(model, str) else tuple(model)
+    for kind in kinds:
+        if kind not in _LAYOUTS:
+            raise ValueError(f"unknown model {kind!r}; choose 'auto' or from {sorted(_LAYOUTS)}")
+        if layout not in _LAYOUTS[kind]:
+            raise ValueError(f"model {kind!r} does not take {layout} data (it takes {list(_LAYOUTS[kind])})")
+    return tuple(dict.fromkeys(kinds))
+
+
+def study_name(task: str, target: str | None, x: Any, extra: dict[str, Any]) -> str:
+    """fit-<task>-<target>-<hash>; the hash covers the columns (or the array's shape) and the split settings."""
+    shape = list(x.shape)
+    described: dict[str, Any] = {"shape": shape}
+    if isinstance(x, pd.DataFrame):
+        described["columns"] = [str(c) for c in x.columns]
+    text = json.dumps({**described, **extra}, sort_keys=True, default=str)
+    digest = hashlib.sha1(text.encode()).hexdigest()
+    raw = target or "x".join(map(str, shape[1:]))
+    label = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in raw)
+    return f"fit-{task}-{label[:40]}-{digest[:8]}"
+
+
+# ---- the data a search works on --------------------------------------------------------------------------
+class _Prepared:
+    """Inputs, encoded targets, folds, and a cache of fitted preprocessing per (scaler, select, fold)."""
+
+    def __init__(self, x: Any, y: np.ndarray, task: str, folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.x, self.y, self.task, self.folds = x, y, task, folds
+        self._cache: dict[tuple[str, float, int], tuple[Preprocessor, np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def rows(self, index: np.ndarray) -> Any:
+        return self.x.iloc[index] if isinstance(self.x, pd.DataFrame) else self.x[index]
+
+    def fold(self, params: dict[str, Any], f: int) -> tuple[Preprocessor, np.ndarray, np.ndarray]:
+        """(fitted preprocessor, X_train, X_val) of fold ``f`` for the trial's preprocessing choices."""
+        key = (str(params.get("scaler", "standard")), float(params.get("select", 1.0)), f)
+        with self._lock:
+            if key not in self._cache:
+                tr, va = self.folds[f]
+                task = "regression" if self.task == "regression" else "classification"
+                pre = Preprocessor(key[0], key[1]).fit(self.rows(tr), self.y[tr], task)
+                self._cache[key] = (pre, pre.transform(self.rows(tr)), pre.transform(self.rows(va)))
+            return self._cache[key]
+
+
+class _FoldHost:
+    """Host of the stand-in trial a later CV fold trains under: it stops when the real trial stops."""
+
+    def __init__(self, real: Trial) -> None:
+        self.real = real
+
+    def on_report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def stop_requested(self, trial: Trial) -> bool:
+        return self.real.should_stop()
+
+
+class _Objective:
+    def __init__(self, data: _Prepared, kinds: tuple[str, ...], n_outputs: int, epochs: int, seed: int,
+                 metric: str, mode: str) -> None:
+        self.data, self.kinds, self.n_outputs, self.epochs = data, kinds, n_outputs, epochs
+        self.seed, self.metric, self.mode = seed, metric, mode
+
+    def __call__(self, trial: Trial) -> dict[str, float]:
+        p = trial.params
+        kind, arch = family_of(p, self.kinds)
+        task = "regression" if self.data.task == "regression" else "classification"
+        results = []
+        for f, (tr, va) in enumerate(self.data.folds):
+            pre, x_tr, x_va = self.data.fold(p, f)
+            runner = trial if f == 0 else Trial(
+                trial.number, p, study_name=trial.study_name, checkpoint_dir=fold_dir(trial, f),
+                metric=trial.metric, mode=trial.mode, host=_FoldHost(trial))
+            seed = self.seed * 100003 + trial.number * 101 + f
+            torch.manual_seed(seed)
+            model = models.build(kind, arch, pre.input_shape, self.n_outputs)
+            result = train(
+                model, ((x_tr, self.data.y[tr]), (x_va, self.data.y[va])), epochs=self.epochs,
+                batch_size=int(p["batch_size"]), optimizer=str(p["optimizer"]), lr=float(p["lr"]),
+                weight_decay=float(p["weight_decay"]), schedule=str(p["schedule"]),
+                early_stopping=max(5, self.epochs // 4), grad_clip=5.0, seed=seed, task=task,
+                metric=self.metric, mode=self.mode, trial=runner)
+            results.append(dict(result))
+            if trial.should_stop() or result.stopped in ("pruned", "stopped"):
+                break  # the study settles it as PRUNED / INTERRUPTED
+        values = np.asarray([r.get(self.metric, np.nan) for r in results], dtype=np.float64)
+        out = {k: float(np.mean([r[k] for r in results if k in r])) for k in results[0]}
+        out[self.metric] = float(values.mean())
+        if len(self.data.folds) > 1:
+            out[f"{self.metric}_std"] = float(values.std())
+            out["folds"] = float(len(results))
+        return out
+
+
+# ---- fit -------------------------------------------------------------------------------------------------
+def fit(data: Any, target: Any = None, *, task: str = "auto", trials: int = 40, timeout: float | None = None,
+        metric: str | None = None, cv: int | None = None, model: str | Sequence[str] = "auto",
+        name: str | None = None, storage: str = "auto", background: bool = False, ensemble: int = 5,
+        seed: int = 0, epochs: int | None = None, sampler: str = "bayes", parallel: int = 1,
+        show: bool = True) -> AutoMLResult:
+    """Search preprocessing, architecture and training for ``data`` and return an :class:`AutoMLResult`.
+
+    ``data``: a DataFrame and ``target`` its column name, an ``(X, y)`` pair, or X with ``target=y``; X may
+    be a DataFrame or an array of 2 (tabular), 3 (N, C, L) or 4 (N, C, H, W) dims. ``task``: "auto",
+    "classification", "binary", "multiclass" or "regression". ``metric``: "val_loss" (default), "val_acc",
+    "val_r2" or "val_mae". ``cv=k``: k-fold cross-validation instead of a 20% stratified holdout.
+    ``model``: "auto" (from the layout), "mlp", "cnn1d", "cnn2d", "gru" or a list. ``ensemble``: how many top
+    trials the ensemble averages (and the study keeps checkpoints of). ``epochs``: ASHA's maximum per trial
+    (default from the data size). Re-running the same call continues the same study (``name`` defaults to
+    one derived from the task and the data's columns/shape); ``storage=":memory:"`` keeps nothing on disk.
+    """
+    x, y_raw, target_name = split_xy(data, target)
+    layout = layout_of(x)
+    y_series = y_raw if isinstance(y_raw, pd.Series) else pd.Series(y_raw)
+    keep = y_series.notna().to_numpy()
+    if not keep.all():
+        log.warning("fit: dropping %d row(s) whose target is missing", int((~keep).sum()))
+        x = x[keep] if not isinstance(x, pd.DataFrame) else x.loc[keep]
+        y_series = y_series[keep]
+    encoder = TargetEncoder(task).fit(y_series)
+    y = encoder.transform(y_series)
+    kinds = _kinds(model, layout)
+    family = "regression" if encoder.task == "regression" else "classification"
+    metric = metric or "val_loss"
+    if metric not in _METRICS[family]:
+        allowed = list(_METRICS[family])
+        raise ValueError(f"metric {metric!r} does not fit {encoder.task}; choose one of {allowed}")
+    if ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1, got {ensemble}")
+    if cv is not None:
+        folds = kfold(y, int(cv), task=encoder.task, seed=seed)
+    else:
+        folds = [holdout(y, val_size=0.2, task=encoder.task, seed=seed)]
+    n_train = len(folds[0][0])
+    epochs = int(epochs) if epochs is not None else default_epochs(n_train)
+    prepared = _Prepared(x, y, encoder.task, folds)
+    probe = Preprocessor().fit(prepared.rows(folds[0][0]))
+    space = default_space(layout, kinds, probe.input_shape, encoder.n_outputs, n_train)
+    name = name or study_name(encoder.task, target_name, x, {"cv": cv, "seed": seed, "kinds": kinds,
+                                                             "epochs": epochs, "classes": encoder.classes})
+    scheduler = ASHA(min_steps=max(1, epochs // 9), reduction_factor=3, max_steps=epochs)
+    study = Study(name, space, metric=metric, sampler=sampler, scheduler=scheduler, storage=storage,
+                  seed=seed, keep_checkpoints=max(1, ensemble))
+    objective = _Objective(prepared, kinds, encoder.n_outputs, epochs, seed, metric, study.mode)
+    result = AutoMLResult(study, prepared, encoder, kinds, ensemble)
+    study.optimize(objective, trials=trials, timeout=timeout, parallel=parallel, background=background,
+                   show=show)
+    return result

@@ -1,0 +1,267 @@
+"""What ``nbautoml.fit`` hands back: the leaderboard, and models rebuilt from the trials' checkpoints.
+
+Nothing is retrained. The top ``ensemble`` COMPLETE trials (the ones whose checkpoints the study keeps) are
+rebuilt from ``best.pt`` (``torch.load(weights_only=True)``) with the preprocessing their params chose, fitted
+again on the same training rows (deterministic and cheap). ``best_model`` is the best trial, ``ensemble`` the
+average of the top trials (with ``cv``, a trial is the average of its fold models). Both are scored on rows no
+member trained on — the holdout, or with ``cv`` each row by the fold models that held it out — by the study's
+metric, and ``predict`` uses the better one (the best model on a tie: it is smaller).
+
+Models are built lazily and rebuilt when more trials have finished, so a ``background=True`` search can be
+used while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nbautoml.engine.study import Study
+from nbautoml.engine.trial import Trial, TrialState
+from nbautoml.torch import models
+from nbautoml.torch.data import Preprocessor, TargetEncoder
+from nbautoml.torch.export import Member, Predictor
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nbautoml.torch.automl import _Prepared
+
+__all__ = ["AutoMLResult", "family_of", "fold_dir"]
+
+log = logging.getLogger(__name__)
+_Built = tuple[Trial, list[Member], np.ndarray]  # a rebuilt trial: its fold models and out-of-fold outputs
+
+
+def family_of(params: dict[str, Any], kinds: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """(kind, architecture params) of a trial's params (prefixes stripped when several families)."""
+    if len(kinds) == 1:
+        return kinds[0], dict(params)
+    kind = str(params["family"])
+    return kind, {k[len(kind) + 1:]: v for k, v in params.items() if k.startswith(f"{kind}_")}
+
+
+def fold_dir(trial: Trial, f: int) -> Path:
+    """Checkpoint folder of CV fold ``f`` (fold 0 trains under the trial itself)."""
+    assert trial.checkpoint_dir is not None
+    return trial.checkpoint_dir if f == 0 else trial.checkpoint_dir / f"fold-{f}"
+
+
+def describe(kind: str, arch: dict[str, Any]) -> str:
+    """A short architecture label for the leaderboard."""
+    a = models.arch_params(kind, arch)
+    if kind == "mlp":
+        return f"mlp {a['layers']}x{a['units']} {a['shape']} {a['activation']} norm={a['norm']}"
+    if kind in ("cnn1d", "cnn2d"):
+        return f"{kind} {a['blocks']}x{a['channels']}ch k{a['kernel']} {a['pool']} {a['activation']}"
+    return f"{a['cell']} {a['layers']}x{a['hidden']}{' bi' if a['bidirectional'] else ''} {a['readout']}"
+
+
+def _score(metric: str, task: str, out: np.ndarray, y: np.ndarray) -> float:
+    """The study's metric, computed on combined outputs (probabilities / standardised predictions)."""
+    if task == "regression":
+        err = out - y
+        if metric == "val_mae":
+            return float(np.abs(err).mean())
+        if metric == "val_r2":
+            total = float(((y - y.mean()) ** 2).sum())
+            return 1.0 - float((err ** 2).sum()) / total if total > 0 else 0.0
+        return float((err ** 2).mean())
+    if metric == "val_acc":
+        return float((out.argmax(axis=1) == y).mean())
+    return float(-np.log(np.clip(out[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+
+
+class AutoMLResult:
+    """A finished (or running, with ``background=True``) ``fit``: leaderboard, models, predict, export."""
+
+    def __init__(self, study: Study, data: _Prepared, target: TargetEncoder, kinds: tuple[str, ...],
+                 ensemble: int) -> None:
+        self.study = study
+        self.target = target
+        self._data = data
+        self._kinds = kinds
+        self._ensemble_size = ensemble
+        self._built_key: tuple[Any, ...] | None = None
+        self._best: Predictor | None = None
+        self._ensemble: Predictor | None = None
+        self.selected = ""  # "best_model" or "ensemble": what predict uses
+        self.validation: dict[str, float] = {}  # holdout / out-of-fold score of each, by the study's metric
+
+    # ---- views ------------------------------------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return self.target.task
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.predictor.classes_
+
+    @property
+    def best_model(self) -> Predictor:
+        self._ensure()
+        assert self._best is not None
+        return self._best
+
+    @property
+    def ensemble(self) -> Predictor:
+        self._ensure()
+        assert self._ensemble is not None
+        return self._ensemble
+
+    @property
+    def predictor(self) -> Predictor:
+        """The model ``predict`` uses: ``best_model`` or ``ensemble``, whichever validated better."""
+        self._ensure()
+        return self.ensemble if self.selected == "ensemble" else self.best_model
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self.predictor.predict(x)
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return self.predictor.predict_proba(x)
+
+    def score(self, x: Any, y: Any) -> float:
+        """Accuracy (classification) or R² (regression) of :attr:`predictor`."""
+        return self.predictor.score(x, y)
+
+    def export(self, path: Any, format: str = "state_dict") -> Path:
+        """Save :attr:`predictor` as a folder (:mod:`nbautoml.torch.export`); ``load_model`` reads it back."""
+        return self.predictor.export(path, format)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.study.wait(timeout)
+
+    def stop(self) -> None:
+        self.study.stop()
+
+    def __repr__(self) -> str:
+        best = self.study.best_value
+        shown = "none yet" if best is None else f"{best:.5g}"
+        return (f"AutoMLResult(study={self.study.name!r}, task={self.task!r}, "
+                f"trials={self.study.n_finished}, best {self.study.metric}={shown})")
+
+    @property
+    def leaderboard(self) -> pd.DataFrame:
+        """One row per trial: rank, value (± std with cv), model, key params, epochs, seconds, state."""
+        order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1}
+        sign = -1.0 if self.study.mode == "max" else 1.0
+        rows = []
+        cv = len(self._data.folds) > 1
+        metric = self.study.metric
+        for t in self.study.trials:
+            kind, arch = family_of(t.params, self._kinds)
+            value = t.value if t.value is not None and math.isfinite(t.value) else math.nan
+            row: dict[str, Any] = {"trial": t.number, "value": value}
+            if cv:
+                std = t.metrics.get(f"{metric}_std", math.nan)
+                row["std"] = std
+                row["value ± std"] = "" if math.isnan(value) else f"{value:.4g} ± {std:.2g}"
+            try:
+                row["model"] = describe(kind, arch)
+            except ValueError:
+                row["model"] = kind
+            row.update({k: t.params.get(k) for k in ("scaler", "select", "optimizer", "lr", "weight_decay",
+                                                      "batch_size", "schedule") if k in t.params})
+            row["dropout"] = arch.get("dropout")
+            row["epochs"] = len(t.reports)
+            best_epoch = t.metrics.get("epoch")
+            row["best_epoch"] = None if best_epoch is None else int(best_epoch) + 1
+            row["seconds"] = t.duration
+            row["state"] = t.state.value
+            ranked = sign * value if not math.isnan(value) else math.inf
+            row["_key"] = (order.get(t.state, 2), ranked, t.number)
+            rows.append(row)
+        rows.sort(key=lambda r: r["_key"])
+        for i, row in enumerate(rows):
+            row["rank"] = i + 1 if row["_key"][0] < 2 and not math.isnan(row["value"]) else None
+            del row["_key"]
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return frame
+        columns = ["rank", *[c for c in frame.columns if c != "rank"]]
+        return frame[columns].reset_index(drop=True)
+
+    # ---- building the models ----------------------------------------------------------------------------
+    def _ensure(self) -> None:
+        key = (self.study.n_finished, self.study.state.value)
+        if self._built_key == key and self._best is not None:
+            return
+        ranked = [t for t in self.study.trials if t.state is TrialState.COMPLETE and t.value is not None]
+        sign = -1.0 if self.study.mode == "max" else 1.0
+        ranked.sort(key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
+        prep_index: dict[tuple[str, float, int], int] = {}
+        preprocessors: list[Preprocessor] = []
+        built: list[_Built] = []
+        for trial in ranked:
+            if len(built) >= self._ensemble_size:
+                break
+            try:
+                members, oof = self._rebuild(trial, prep_index, preprocessors)
+            except (FileNotFoundError, RuntimeError, ValueError, KeyError) as error:
+                log.warning("trial %d left out of the models: %s", trial.number, error)
+                continue
+            built.append((trial, members, oof))
+        if not built:
+            why = self.study.message or f"{self.study.n_finished} trials finished"
+            name = self.study.name
+            raise RuntimeError(f"study {name!r} has no completed trial with a checkpoint yet ({why})")
+        rows = np.unique(np.concatenate([va for _, va in self._data.folds]))
+        y = self._data.y[rows]
+        best_out = built[0][2][rows]
+        mean_out = np.mean([oof[rows] for _, _, oof in built], axis=0)
+        metric = self.study.metric
+        self.validation = {"best_model": _score(metric, self.task, best_out, y),
+                           "ensemble": _score(metric, self.task, mean_out, y)}
+        better = (self.validation["ensemble"] > self.validation["best_model"] if self.study.mode == "max"
+                  else self.validation["ensemble"] < self.validation["best_model"])
+        self.selected = "ensemble" if len(built) > 1 and better else "best_model"
+        self._best = self._predictor(preprocessors, built[:1])
+        self._ensemble = self._predictor(preprocessors, built)
+        self._built_key = key
+
+    def _predictor(self, preprocessors: list[Preprocessor], built: list[_Built]) -> Predictor:
+        members = [m for _, ms, _ in built for m in ms]
+        used = sorted({m.prep for m in members})
+        remap = {old: new for new, old in enumerate(used)}
+        copies = [Member(m.arch, remap[m.prep], m.module, m.runner, dict(m.info)) for m in members]
+        return Predictor([preprocessors[i] for i in used], copies, self.target)
+
+    def _rebuild(self, trial: Trial, prep_index: dict[tuple[str, float, int], int],
+                 preprocessors: list[Preprocessor]) -> tuple[list[Member], np.ndarray]:
+        """A trial's fold models from their best.pt, and their outputs on the rows each held out."""
+        kind, arch = family_of(trial.params, self._kinds)
+        n = len(self._data.y)
+        oof = np.full((n,) if self.task == "regression" else (n, self.target.n_outputs), np.nan)
+        members = []
+        for f, (_, va) in enumerate(self._data.folds):
+            path = fold_dir(trial, f) / "best.pt"
+            if not path.is_file():
+                raise FileNotFoundError(f"no checkpoint {path}")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            pre, _, x_va = self._data.fold(trial.params, f)
+            spec = ckpt.get("arch") or {"kind": kind, "params": models.arch_params(kind, arch),
+                                        "input_shape": list(pre.input_shape),
+                                        "n_outputs": self.target.n_outputs}
+            module = models.build(spec["kind"], spec["params"], spec["input_shape"], spec["n_outputs"])
+            module.load_state_dict(ckpt["model"])
+            key = (pre.scaler, pre.select, f)
+            if key not in prep_index:
+                prep_index[key] = len(preprocessors)
+                preprocessors.append(pre)
+            info = {"trial": trial.number, "fold": f}
+            member = Member(dict(spec), prep_index[key], module.eval(), info=info)
+            out = member.outputs(x_va).astype(np.float64)
+            if self.task == "regression":
+                oof[va] = out.reshape(len(out), -1)[:, 0]
+            else:
+                out = np.exp(out - out.max(axis=1, keepdims=True))
+                oof[va] = out / out.sum(axis=1, keepdims=True)
+            members.append(member)
+        return members, oof
