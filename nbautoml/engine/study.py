@@ -433,6 +433,24 @@ class Study:
             loss = self._loss(trial)
         sampler.tell(params, loss)
 
+    def _sync(self) -> None:
+        """Take in what other writers (another kernel, another process) appended to the same journal."""
+        new = self.storage.read_new()
+        if not new:
+            return
+        with self._lock:
+            known = set(self._trials)
+            done_before = {n for n, t in self._trials.items() if t.state.finished}
+            versions = len(self._log.spaces)
+            replay(new, into=self._log)
+            for number in set(self._trials) - known:
+                self._adopt(self._trials[number])
+            if len(self._log.spaces) != versions:
+                self._sampler = None
+            fresh = [t for n, t in self._trials.items() if t.state.finished and n not in done_before]
+        for trial in fresh:
+            self._tell(trial)
+
     def _reruns(self) -> list[Trial]:
         with self._lock:
             space = self.space

@@ -28,12 +28,12 @@ def start(
     executor: Any
     if runner in ("thread", None):
         executor = TrialExecutor(parallel, study.name)
-    elif runner == "dask" or hasattr(runner, "submit"):
+    elif runner == "dask" or hasattr(runner, "submit") or (isinstance(runner, str) and "://" in runner):
         from nbautoml.engine.runners.dask import DaskExecutor
 
         executor = DaskExecutor(runner, parallel, study)
     else:
-        raise ValueError(f"unknown runner {runner!r}; use 'thread', 'dask' or a distributed.Client")
+        raise ValueError(f"unknown runner {runner!r}; use 'thread', 'dask', a distributed.Client or an address")
     loop = ThreadRunner(study, objective, executor, trials=trials, timeout=timeout, parallel=parallel)
     thread = threading.Thread(target=loop.run, name=f"nbautoml-{study.name}", daemon=True)
     thread.start()

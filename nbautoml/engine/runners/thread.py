@@ -82,6 +82,7 @@ class ThreadRunner:
         self.timeout = timeout
         self.parallel = parallel
         self.running: dict[Future[Outcome], Trial] = {}
+        self.reruns: collections.deque[Trial] = collections.deque()
         self.consecutive_failures = 0
         self.last_failure: str | None = None
 
@@ -131,11 +132,13 @@ class ThreadRunner:
         if self.budget is not None and study.n_finished >= self.budget:
             return "nothing to do"
         deadline = None if self.timeout is None else time.time() + self.timeout
-        reruns = collections.deque(study._reruns())
+        reruns = self.reruns
+        reruns.extend(study._reruns())
         for old in reruns:
             study.events.emit(TrialQueued(study.name, number=-1, params=dict(old.params), resumed_from=old.number))
         reason: str | None = None
         while True:
+            study._sync()
             if reason is None:
                 if study.stopping:
                     reason = "stopped"
@@ -207,6 +210,10 @@ class ThreadRunner:
                 reason=outcome.reason, params=dict(trial.params), duration=trial.duration or 0.0,
             )
         )
+        if outcome.state is TrialState.INTERRUPTED and not study.stopping:
+            # interrupted with no stop asked (a lost Dask worker): re-run it now, as a resume would
+            self.reruns.append(trial)
+            study.events.emit(TrialQueued(study.name, number=-1, params=dict(trial.params), resumed_from=trial.number))
 
     def _drain(self) -> None:
         """After a loop error: let running trials see the stop and record how they ended."""

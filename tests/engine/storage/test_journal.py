@@ -195,3 +195,15 @@ def test_load_study_by_name_and_missing(tmp_path):
     assert loaded.space == study.space
     with pytest.raises(FileNotFoundError, match=r"studies in \./\.nbautoml: named"):
         na.load_study("nothing")
+
+
+def test_two_writers_share_one_budget(tmp_path):
+    """Two kernels on one study: each sees the other's trials, numbers stay unique, the budget is shared."""
+    space = na.Space(x=na.Real(0, 1))
+    first = na.Study("shared", space, sampler="random", seed=1)
+    second = na.Study("shared", space, sampler="random", seed=2)
+    first.optimize(lambda t: t.params["x"], trials=3, show=False)
+    second.optimize(lambda t: t.params["x"], trials=5, show=False)
+    assert [t.number for t in second.trials] == [0, 1, 2, 3, 4]
+    assert second.n_finished == 5
+    assert len(na.load_study("shared").trials) == 5
