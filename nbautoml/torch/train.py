@@ -180,6 +180,10 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
     dev = _device(device)
     params = list(model.parameters())
     home = params[0].device if params else torch.device("cpu")
+    folder = trial.checkpoint_dir if trial is not None else None
+    ckpt = _load_checkpoint(trial) if trial is not None and trial.resume_step > 0 else None
+    # a re-run trial may get another seed (seeds often derive from trial.number): keep the first run's split
+    split_seed: int | None = ckpt.get("split_seed", seed) if ckpt is not None else seed
     x, y, explicit_val = fd.unpack(data)
     if len(x) != len(y):
         raise ValueError(f"X has {len(x)} samples but y has {len(y)}")
@@ -209,7 +213,7 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
     out_dim = 1 if probe.ndim == 1 else int(probe.shape[1])
     resolved = fd.resolve_task(task, y, out_dim)
     if explicit_val is None:
-        tr, va = fd.split(y, float(val_split), seed, stratify=resolved != "regression")
+        tr, va = fd.split(y, float(val_split), split_seed, stratify=resolved != "regression")
         x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
     else:
         x_tr, y_tr, (x_va, y_va) = x, y, explicit_val
@@ -242,13 +246,12 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
     shuffle = torch.Generator()
     shuffle.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
 
-    folder = trial.checkpoint_dir if trial is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     state = _State()
     try:
-        if trial is not None and trial.resume_step > 0:
-            _resume(trial, state, model, opt, sched, shuffle)
+        if trial is not None and ckpt is not None:
+            _resume(trial, ckpt, state, model, opt, sched, shuffle)
         for epoch in range(state.start, epochs):
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
@@ -302,7 +305,8 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
                               "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
                               "best_epoch": state.best_epoch, "best_metrics": state.best_metrics,
                               "best_model": None if state.best_epoch == epoch else state.best_weights,
-                              "history": state.history, "rng": _rng_state(shuffle)}, folder / CHECKPOINT)
+                              "history": state.history, "rng": _rng_state(shuffle),
+                              "split_seed": split_seed}, folder / CHECKPOINT)
             if trial is not None:
                 trial.report(epoch, **metrics)
             if verbose:
@@ -340,16 +344,20 @@ class _State:
         self.stopped: str | None = None
 
 
-def _resume(trial: Trial, state: _State, model: nn.Module, opt: torch.optim.Optimizer, sched: LRSchedule,
-            shuffle: torch.Generator) -> None:
-    """Load ``checkpoint.pt`` and continue after its epoch; re-report epochs it holds that the trial lacks."""
-    assert trial.checkpoint_dir is not None
-    path = trial.checkpoint_dir / CHECKPOINT
-    if not path.exists():
-        log.warning("trial %d: resume_step=%d but no %s; training from epoch 0", trial.number,
+def _load_checkpoint(trial: Trial) -> dict[str, Any] | None:
+    """The checkpoint a re-run trial continues from, or None (with a warning: it then starts over)."""
+    path = trial.checkpoint_dir / CHECKPOINT if trial.checkpoint_dir is not None else None
+    if path is None or not path.exists():
+        log.warning("trial %d: resume_step=%d but no checkpoint at %s; training from epoch 0", trial.number,
                     trial.resume_step, path)
-        return
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return None
+    ckpt: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return ckpt
+
+
+def _resume(trial: Trial, ckpt: Mapping[str, Any], state: _State, model: nn.Module,
+            opt: torch.optim.Optimizer, sched: LRSchedule, shuffle: torch.Generator) -> None:
+    """Continue after the checkpoint's epoch; re-report epochs it holds that the trial lacks."""
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["schedule"])

@@ -217,6 +217,13 @@ def test_one_report_per_epoch_with_zero_based_steps(tmp_path: Path) -> None:
     assert result.stopped is None
 
 
+def test_trial_without_checkpoint_dir_reports_only() -> None:
+    host = Host()
+    x, y = blobs(60)
+    result = train(small_mlp(), (x, y), epochs=2, seed=0, trial=Trial(0, {}, host=host, resume_step=1))
+    assert [s for s, _ in host.reports] == [0, 1] and result.best_path is None
+
+
 def test_stop_mid_epoch_ends_promptly_without_reporting_it(tmp_path: Path) -> None:
     x, y = blobs(200)
     steps = 160 // 16
@@ -286,8 +293,10 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path: Path, schedu
     first = train(model(0), (x, y), trial=make_trial(tmp_path / "run", first_host), **kw)
     assert first.stopped == "stopped" and [s for s, _ in first_host.reports] == [0, 1, 2]
 
-    host = Host()  # the re-run: a fresh model (other init) continues from the checkpoint at epoch 3
-    resumed = train(model(99), (x, y), trial=make_trial(tmp_path / "run", host, resume_step=3), **kw)
+    # the re-run: a fresh model (other init) and another seed (a new trial number) continue from epoch 3
+    host = Host()
+    resumed = train(model(99), (x, y), trial=make_trial(tmp_path / "run", host, resume_step=3),
+                    **{**kw, "seed": 1234})
     assert [s for s, _ in host.reports] == [3, 4, 5]
     assert resumed.best_epoch == whole.best_epoch and resumed.stopped is None
     for key in ("val_loss", "val_acc", "train_loss", "epoch"):
