@@ -1,0 +1,195 @@
+"""Pieces of the study panel: the HTML it shows (pure functions of trials) and the search-space editor.
+
+Text-like parts are single HTML widgets on purpose: one trait change is one comm message, so a leaderboard of 20
+rows costs one message per update instead of one per cell.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as widgets
+
+from nbautoml.engine.trial import Trial, TrialState
+from nbautoml.space import Choice, Dimension, Int, Real, Space, SpaceError
+
+__all__ = ["SpaceEditor", "counts_html", "format_duration", "format_value", "leaderboard_html"]
+
+STATE_BADGE = {
+    "IDLE": "#7f7f7f", "RUNNING": "#ff7f0e", "STOPPING": "#d62728", "STOPPED": "#9467bd", "FINISHED": "#2ca02c",
+}
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def badge(state: str) -> str:
+    color = STATE_BADGE.get(state, "#7f7f7f")
+    return (f'<span class="nbautoml-state" style="background:{color};color:white;border-radius:4px;'
+            f'padding:1px 6px;font-size:90%">{html.escape(state)}</span>')
+
+
+def ranked(trials: Sequence[Trial], mode: str) -> list[Trial]:
+    """Complete trials with a finite value, best first."""
+    sign = -1.0 if mode == "max" else 1.0
+    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
+    return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+
+
+def leaderboard_html(trials: Sequence[Trial], metric: str, mode: str, top: int = 20) -> str:
+    """The ``top`` complete trials as an HTML table: rank, trial, value, each param, steps, duration."""
+    best = ranked(trials, mode)[:top]
+    if not best:
+        return '<div class="nbautoml-leaderboard"><i>no complete trial yet</i></div>'
+    names: list[str] = []
+    for trial in best:
+        names += [n for n in trial.params if n not in names]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["#", "trial", metric, *names, "steps", "time"])
+    rows = []
+    for rank, trial in enumerate(best, 1):
+        cells = [str(rank), str(trial.number), format_value(trial.value)]
+        cells += [format_value(trial.params[n]) if n in trial.params else "" for n in names]
+        cells += [str(len(trial.reports)), format_duration(trial.duration)]
+        rows.append('<tr class="nbautoml-row">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (
+        '<table class="nbautoml-leaderboard" style="border-collapse:collapse;font-size:90%">'
+        f'<thead><tr style="text-align:left">{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def counts_html(trials: Sequence[Trial], reasons: int = 3) -> str:
+    """How many trials are in each state; for pruned, failed and interrupted ones their commonest reasons."""
+    states = Counter(t.state.value for t in trials)
+    parts = [f"{state.lower()} <b>{states[state]}</b>" for state in
+             ("COMPLETE", "RUNNING", "PRUNED", "FAILED", "INTERRUPTED") if states[state]]
+    lines = [" · ".join(parts) if parts else "no trials yet"]
+    for state in (TrialState.PRUNED, TrialState.FAILED, TrialState.INTERRUPTED):
+        why = Counter(t.reason or "no reason given" for t in trials if t.state is state)
+        for reason, count in why.most_common(reasons):
+            lines.append(f"{state.value.lower()} ×{count}: {html.escape(reason[:160])}")
+    return '<div class="nbautoml-counts">' + "<br>".join(lines) + "</div>"
+
+
+# ---- the search-space editor ---------------------------------------------------------------------------
+class _BoundedRow:
+    """A Real or Int dimension: a range slider (over log10 of the value for a log Real) and a log toggle."""
+
+    def __init__(self, name: str, dim: Real | Int) -> None:
+        self.name, self.kind = name, dim.kind
+        self.log = widgets.ToggleButton(value=bool(dim.log), description="log", layout=widgets.Layout(width="52px"))
+        self.readout = widgets.HTML()
+        self.box = widgets.HBox(layout=widgets.Layout(align_items="center"))
+        self._build(float(dim.low), float(dim.high))
+        self.log.observe(self._toggle, names="value")
+
+    def _build(self, low: float, high: float) -> None:
+        span = high - low
+        if self.kind == "int":
+            start = int(low - span) if low - span >= 0 or low < 0 else 0
+            start = max(start, 1) if self.log.value else start
+            self.slider: Any = widgets.IntRangeSlider(
+                value=(int(low), int(high)), min=start, max=int(high + span) + 1, description=self.name,
+                continuous_update=False, layout=widgets.Layout(width="460px"))
+        elif self.log.value:
+            a, b = math.log10(low), math.log10(high)
+            self.slider = widgets.FloatRangeSlider(
+                value=(a, b), min=math.floor(a) - 1, max=math.ceil(b) + 1, step=0.05, description=self.name,
+                readout=False, continuous_update=False, layout=widgets.Layout(width="460px"))
+        else:
+            lo = low - span if low - span >= 0 or low < 0 else 0.0
+            self.slider = widgets.FloatRangeSlider(
+                value=(low, high), min=lo, max=high + span, step=span / 200, description=self.name,
+                readout_format=".3g", continuous_update=False, layout=widgets.Layout(width="460px"))
+        self.slider.observe(lambda _change: self._show(), names="value")
+        self.box.children = (self.slider, self.log, self.readout)
+        self._show()
+
+    def bounds(self) -> tuple[float, float]:
+        low, high = self.slider.value
+        if self.kind == "real" and self.log.value:
+            return 10.0**low, 10.0**high
+        return low, high
+
+    def _show(self) -> None:
+        low, high = self.bounds()
+        self.readout.value = f"[{format_value(low)}, {format_value(high)}]{' log' if self.log.value else ''}"
+
+    def _toggle(self, change: dict[str, Any]) -> None:
+        if self.kind == "int":
+            low, high = self.slider.value
+            if change["new"] and low < 1:
+                self.slider.value = (1, max(high, 2))
+            self._show()
+            return
+        low, high = (10.0 ** v for v in self.slider.value) if change["old"] else self.slider.value
+        if change["new"] and low <= 0:
+            low = high / 1000 if high > 0 else 1e-3
+            high = max(high, low * 10)
+        self._build(float(low), float(high))
+
+    def dimension(self) -> Dimension:
+        low, high = self.bounds()
+        if self.kind == "int":
+            return Int(int(low), int(high), log=bool(self.log.value))
+        return Real(float(f"{low:.6g}"), float(f"{high:.6g}"), log=bool(self.log.value))
+
+
+class _ChoiceRow:
+    """A Choice dimension: its options as an editable JSON list (exact: ``64`` and ``"64"`` differ)."""
+
+    def __init__(self, name: str, dim: Choice) -> None:
+        self.name = name
+        self.text = widgets.Text(value=json.dumps(dim.options), description=name, layout=widgets.Layout(width="460px"))
+        self.box = widgets.HBox([self.text, widgets.HTML("<small>JSON list of options</small>")])
+
+    def dimension(self) -> Dimension:
+        try:
+            options = json.loads(self.text.value)
+        except json.JSONDecodeError as error:
+            raise SpaceError(f"parameter {self.name!r}: options must be a JSON list like [64, 128] ({error})") from None
+        if not isinstance(options, list):
+            raise SpaceError(f"parameter {self.name!r}: options must be a JSON list like [64, 128]")
+        return Choice(options)
+
+
+class SpaceEditor(widgets.VBox):
+    """One row per dimension of a space; :meth:`space` reads the edited Space back (SpaceError when invalid)."""
+
+    def __init__(self, space: Space | None) -> None:
+        super().__init__()
+        self.add_class("nbautoml-space-editor")
+        self.rows: list[_BoundedRow | _ChoiceRow] = []
+        self.load(space)
+
+    def load(self, space: Space | None) -> None:
+        self.rows = []
+        for name, dim in (space or {}).items():
+            self.rows.append(_ChoiceRow(name, dim) if isinstance(dim, Choice) else _BoundedRow(name, dim))  # type: ignore[arg-type]
+        if not self.rows:
+            self.children = (widgets.HTML("<i>no search space yet</i>"),)
+        else:
+            self.children = tuple(row.box for row in self.rows)
+
+    def space(self) -> Space:
+        return Space({row.name: row.dimension() for row in self.rows})

@@ -1,0 +1,390 @@
+"""The live study panel: progress, best, Stop / Resume, leaderboard, counts, Bokeh plots, search-space editor.
+
+Threads (DESIGN.md "Threads, stopping, interrupting"). Study events arrive on the study's worker thread; the
+subscriber only marks what changed (O(1), no widget touched). A pump thread flushes at most every
+``interval`` seconds (0.5 by default) and once more at StudyFinished: it reads the study's public state and sets
+widget traits, which ipywidgets sends only when a value really changed. Only the visible plot tab is refreshed
+(at most once a second); a hidden one catches up when its tab is selected. Each plot's Bokeh document has its
+own lock (:class:`nbautoml.notebook._render.LivePlot`). No Output widget is used from threads (FACTS.md).
+
+Resume contract (how the panel knows what to run):
+1. ``panel.resume_callback(trials)`` when set: the magic sets it (e.g. to re-run the cell's objective);
+   ``trials`` is the budget the user asked for (None = no limit).
+2. else the objective given by ``panel.remember(objective, **optimize_kwargs)`` or, before ``optimize`` starts,
+   by ``remember_objective(study, objective, **optimize_kwargs)``: the panel calls
+   ``study.optimize(objective, trials=trials, timeout=<last timeout>, background=True, show=False, **kwargs)``.
+3. else the panel says how to resume (re-run the cell / ``%automl resume NAME``).
+Resume with ``trials`` not above the finished count asks for a larger budget in the ``trials`` box.
+
+Stop calls ``study.stop()``. A blocking search keeps the kernel busy, so its Stop click is only handled once the
+cell ends: the kernel's interrupt (■) is the way to stop it, and the button's tooltip says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from nbautoml.engine.study import Study, StudyState
+from nbautoml.events import (
+    Event,
+    SpaceChanged,
+    StudyFinished,
+    StudyStarted,
+    StudyStateChanged,
+    TrialFinished,
+    TrialReported,
+    TrialStarted,
+)
+from nbautoml.notebook import _widgets as parts
+from nbautoml.notebook import plots
+from nbautoml.notebook._render import LivePlot, bokeh_resources
+from nbautoml.space import SpaceError
+
+__all__ = ["StudyPanel", "ensure_bokehjs", "notebook_frontend", "register_display", "remember_objective"]
+
+log = logging.getLogger(__name__)
+
+_remembered: weakref.WeakKeyDictionary[Study, tuple[Callable[..., Any], dict[str, Any]]] = weakref.WeakKeyDictionary()
+_bokehjs_loaded = False
+PLOT_INTERVAL = 1.0  # seconds between refreshes of the visible plot
+RUNNING_STATES = (StudyState.RUNNING, StudyState.STOPPING)
+
+
+def remember_objective(study: Study, objective: Callable[..., Any], **optimize_kwargs: Any) -> None:
+    """Record what Resume re-runs for ``study`` (call before ``optimize``; panels created later pick it up)."""
+    _remembered[study] = (objective, dict(optimize_kwargs))
+
+
+def ensure_bokehjs() -> None:
+    """Put BokehJS (inline: there may be no network) into the page once per kernel, before any plot widget."""
+    global _bokehjs_loaded
+    if not _bokehjs_loaded:
+        from bokeh.io import output_notebook
+
+        output_notebook(bokeh_resources(), hide_banner=True)
+        _bokehjs_loaded = True
+
+
+def _plots() -> list[LivePlot]:
+    from nbautoml.notebook import _render as r
+
+    return [
+        LivePlot("History", plots.history_data, r.history_figure, r.update_history, PLOT_INTERVAL),
+        LivePlot("Learning curves", plots.curves_data, r.curves_figure, r.update_curves, PLOT_INTERVAL),
+        LivePlot("Parallel coordinates", plots.parallel_data, r.parallel_figure, r.update_parallel, PLOT_INTERVAL),
+        LivePlot("Importance", plots.importance_data, r.importance_figure, r.update_importance, 5.0),
+    ]
+
+
+class StudyPanel(widgets.VBox):
+    """A live view of one study, drawn only from its public state and events (see the module docstring)."""
+
+    def __init__(self, study: Study, *, background: bool = True, interval: float = 0.5, with_plots: bool = True):
+        super().__init__()
+        self.add_class("nbautoml-panel")
+        self.study, self.background, self.interval = study, background, interval
+        self.resume_callback: Callable[[int | None], Any] | None = None
+        remembered = _remembered.get(study)
+        self.objective: Callable[..., Any] | None = remembered[0] if remembered else None
+        self.optimize_kwargs: dict[str, Any] = dict(remembered[1]) if remembered else {}
+        self.flushes = 0
+        self._lock = threading.Lock()  # guards the dirty flags and run bookkeeping below
+        self._flush_lock = threading.RLock()  # one flush at a time (pump thread, button clicks, tab switches)
+        self._dirty = {"board": True, "space": False, "budget": False}
+        self._final = False  # StudyFinished seen: the pump flushes once more and ends
+        self._shown_message = study.message
+        self._last_note = ""
+        self._wake = threading.Event()
+        self._pump: threading.Thread | None = None
+        self._closed = False
+        self._run_started = time.time()
+        self._finished_at_start = study.n_finished
+        self._timeout: float | None = None
+
+        self.title = widgets.HTML()
+        self.bar = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="260px"))
+        self.bar.add_class("nbautoml-progressbar")
+        self.progress = widgets.HTML()
+        self.progress.add_class("nbautoml-progress")
+        self.best = widgets.HTML()
+        self.best.add_class("nbautoml-best")
+        tip = "" if background else " (a blocking search: interrupt the kernel ■ to stop it while the cell runs)"
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
+                                          tooltip="Stop the search; running trials end INTERRUPTED" + tip)
+        self.stop_button.add_class("nbautoml-stop")
+        self.resume_button = widgets.Button(description="Resume", button_style="success", icon="play",
+                                            tooltip="Continue the search up to `trials` finished trials")
+        self.resume_button.add_class("nbautoml-resume")
+        self.trials_input = widgets.IntText(value=study.budget or 0, description="trials",
+                                            tooltip="budget for Resume (0 = no limit)",
+                                            layout=widgets.Layout(width="150px"))
+        self.trials_input.add_class("nbautoml-trials")
+        self.message = widgets.HTML()
+        self.message.add_class("nbautoml-message")
+        self.board = widgets.HTML()  # the counts and the leaderboard: one widget, one message per update
+        self.editor = parts.SpaceEditor(study.space)
+        self.apply_button = widgets.Button(description="Apply and resume", button_style="primary",
+                                           tooltip="Record the edited space as a new version and continue")
+        self.apply_button.add_class("nbautoml-apply")
+        self.plots: list[LivePlot] = _plots() if with_plots else []
+        pages: list[widgets.Widget] = [self.board]
+        pages += [p.build(study) for p in self.plots]
+        pages.append(widgets.VBox([self.editor, self.apply_button]))
+        self.tabs = widgets.Tab(children=pages, titles=["Leaderboard", *(p.title for p in self.plots), "Search space"])
+        self.tabs.add_class("nbautoml-tabs")
+        self.children = [
+            self.title,
+            widgets.HBox([self.bar, self.progress], layout=widgets.Layout(align_items="center")),
+            self.best,
+            widgets.HBox([self.stop_button, self.resume_button, self.trials_input, self.message],
+                         layout=widgets.Layout(align_items="center")),
+            self.tabs,
+        ]
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.resume_button.on_click(lambda _b: self.resume())
+        self.apply_button.on_click(lambda _b: self.apply_space())
+        self.tabs.observe(self._tab_changed, names="selected_index")
+        self._unsubscribe = study.events.subscribe(self._on_event)
+        self.flush()
+        if study.state in RUNNING_STATES:
+            self._start_pump()
+
+    # ---- events: the worker thread only marks what changed ----------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, StudyStarted):
+                self._run_started, self._finished_at_start = time.time(), event.finished
+                self._timeout, self._final = event.timeout, False
+                self._dirty["budget"] = True
+            elif isinstance(event, StudyFinished):
+                self._final = True
+            if isinstance(event, (TrialFinished, StudyStarted, StudyFinished, TrialStarted)):
+                self._dirty["board"] = True
+            if isinstance(event, SpaceChanged):
+                self._dirty["space"] = True
+            for plot in self.plots:
+                if isinstance(event, (TrialFinished, SpaceChanged)) or (
+                    isinstance(event, (TrialReported, TrialStarted)) and plot.title == "Learning curves"
+                ):
+                    plot.dirty = True
+        if isinstance(event, StudyStarted):
+            self._start_pump()
+        elif isinstance(event, (StudyFinished, StudyStateChanged)):
+            self._wake.set()  # show the new state / the final numbers now
+            if isinstance(event, StudyFinished) and not self._pump_alive():
+                self.flush()  # no pump (a panel made while idle): the final numbers from this thread
+
+    def _pump_alive(self) -> bool:
+        with self._lock:
+            return self._pump is not None
+
+    def _start_pump(self) -> None:
+        with self._lock:
+            if self._closed or self._pump is not None:
+                return  # a live pump notices a new run: it only ends after a flush that saw StudyFinished
+            self._pump = threading.Thread(target=self._run_pump, name=f"nbautoml-panel-{self.study.name}",
+                                          daemon=True)
+            self._pump.start()
+
+    def _run_pump(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            with self._lock:
+                final = self._final  # read before flushing: that flush then shows everything up to the end
+            try:
+                self.flush()
+            except Exception:  # drawing must never break anything; keep pumping
+                log.exception("study %r: updating the panel failed", self.study.name)
+            with self._lock:
+                if self._closed or (final and self._final):
+                    self._pump = None
+                    return
+
+    # ---- drawing ----------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Bring every widget up to the study's state now (the pump calls this; tests may too)."""
+        with self._flush_lock:
+            study = self.study
+            with self._lock:
+                board, space_changed, budget_changed = (self._dirty[k] for k in ("board", "space", "budget"))
+                self._dirty.update(board=False, space=False, budget=False)
+                run_started, finished_at_start = self._run_started, self._finished_at_start
+            state = study.state.value
+            trials = study.trials
+            done = sum(1 for t in trials if t.state.finished)
+            budget = study.budget
+            self.title.value = f"<b>{parts.html.escape(study.name)}</b> {parts.badge(state)}"
+            with self.bar.hold_sync():
+                self.bar.max = max(budget or done, 1)
+                self.bar.value = min(done, self.bar.max)
+                self.bar.bar_style = {"FINISHED": "success", "STOPPED": "warning"}.get(state, "info")
+            count = f"{done} / {budget} trials" if budget is not None else f"{done} trials"
+            timing = self._timing(state, done, budget, run_started, finished_at_start, trials)
+            self.progress.value = f'<span class="nbautoml-count">{count}</span> · {timing}'
+            self.best.value = self._best_text()
+            running = study.state in RUNNING_STATES
+            self.stop_button.disabled = study.state is not StudyState.RUNNING
+            self.resume_button.disabled = running
+            if budget_changed:
+                self.trials_input.value = budget or 0
+            if study.message != self._shown_message:
+                self._shown_message = study.message
+                self._note(study.message)
+            if board and self.tabs.selected_index == 0:
+                self.board.value = parts.counts_html(trials) + parts.leaderboard_html(trials, study.metric, study.mode)
+            elif board:
+                with self._lock:
+                    self._dirty["board"] = True  # drawn when its tab is shown
+            if space_changed:
+                self.editor.load(study.space)
+            self._refresh_visible_plot()
+            self.flushes += 1
+
+    def _timing(self, state: str, done: int, budget: int | None, started: float, at_start: int, trials: list[Any]
+                ) -> str:
+        elapsed = self.study.elapsed
+        text = f"elapsed {parts.format_duration(elapsed)}"
+        ran = done - at_start
+        if state == "RUNNING" and budget is not None and ran > 0 and budget > done:
+            text += f" · ETA {parts.format_duration((time.time() - started) / ran * (budget - done))}"
+        running = [t.number for t in trials if t.state.value == "RUNNING"]
+        if running and state in ("RUNNING", "STOPPING"):
+            text += " · running #" + ", #".join(map(str, running[:4])) + ("…" if len(running) > 4 else "")
+        return text
+
+    def _best_text(self) -> str:
+        best = self.study.best_trial
+        if best is None:
+            return "<i>no complete trial yet</i>"
+        params = ", ".join(f"{k}={parts.format_value(v)}" for k, v in best.params.items())
+        return (f"best {parts.html.escape(self.study.metric)} = <b>{parts.format_value(best.value)}</b> "
+                f"(trial {best.number}) · {params}")
+
+    def _refresh_visible_plot(self, force: bool = False) -> None:
+        index = (self.tabs.selected_index or 0) - 1
+        if 0 <= index < len(self.plots):
+            plot = self.plots[index]
+            if plot.dirty and (force or plot.due(time.monotonic())):
+                plot.refresh(self.study)
+
+    def _tab_changed(self, change: dict[str, Any]) -> None:
+        try:
+            if change["new"] == 0:
+                with self._lock:
+                    self._dirty["board"] = True
+                self.flush()
+            else:
+                with self._flush_lock:
+                    self._refresh_visible_plot(force=True)
+        except Exception:
+            log.exception("study %r: drawing the selected tab failed", self.study.name)
+
+    def _note(self, text: str) -> None:
+        self._last_note = text
+        self.message.value = f"<span>{parts.html.escape(text)}</span>"
+
+    # ---- actions ----------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """The Stop button: ask the search to stop (running trials end INTERRUPTED, re-run on resume)."""
+        if self.study.state is not StudyState.RUNNING:
+            self._note(f"not running ({self.study.state.value})")
+            return
+        self.study.stop(source="panel")
+        self._note("stopping: running trials end at their next report")
+        self._wake.set()
+
+    def remember(self, objective: Callable[..., Any], **optimize_kwargs: Any) -> None:
+        """What Resume re-runs when no ``resume_callback`` is set (``optimize_kwargs`` go to ``optimize``)."""
+        self.objective, self.optimize_kwargs = objective, dict(optimize_kwargs)
+
+    def resume(self, trials: int | None = None) -> bool:
+        """The Resume button: continue up to ``trials`` (default: the trials box) finished trials; True if started."""
+        study = self.study
+        if study.state in RUNNING_STATES:
+            self._note("already running")
+            return False
+        target = self.trials_input.value if trials is None else trials
+        budget = None if not target or target <= 0 else int(target)
+        if budget is not None and budget <= study.n_finished:
+            self.trials_input.add_class("nbautoml-ask")
+            self._note(f"{study.n_finished} trials finished already: set trials above {study.n_finished} "
+                       "and press Resume")
+            return False
+        self.trials_input.remove_class("nbautoml-ask")
+        try:
+            if self.resume_callback is not None:
+                self.resume_callback(budget)
+            elif self.objective is not None:
+                kwargs = {"timeout": self._timeout, **self.optimize_kwargs, "background": True, "show": False}
+                study.optimize(self.objective, trials=budget, **kwargs)
+            else:
+                self._note(f"Resume needs the objective: re-run the cell or use %automl resume {study.name}")
+                return False
+        except Exception as error:
+            self._note(f"resume failed: {type(error).__name__}: {error}")
+            return False
+        self._note(f"resumed: up to {budget} trials" if budget else "resumed")
+        self._start_pump()
+        self._wake.set()
+        return True
+
+    def apply_space(self) -> bool:
+        """"Apply and resume": record the edited space as a new version, then continue (if not running)."""
+        try:
+            space = self.editor.space()
+            diff = self.study.set_space(space)
+        except (SpaceError, ValueError, TypeError) as error:
+            self._note(f"space not applied: {error}")
+            return False
+        applied = "the space is unchanged" if diff.empty else f"space version {self.study.space_version} ({diff})"
+        if self.study.state in RUNNING_STATES:
+            self._note(f"{applied}: new trials sample from it")
+            return True
+        started = self.resume()
+        self._note(f"{applied}; {self._last_note}")
+        return started
+
+    def close(self) -> None:
+        self._closed = True
+        self._unsubscribe()
+        self._wake.set()
+        for plot in self.plots:
+            if plot.widget is not None:
+                plot.widget.close()
+        super().close()
+
+
+def _panel_for(study: Study, background: bool = True) -> StudyPanel:
+    panel = study.frontend
+    if isinstance(panel, StudyPanel) and not panel._closed:
+        return panel
+    return StudyPanel(study, background=background)
+
+
+def notebook_frontend(study: Study, background: bool) -> StudyPanel:
+    """The factory given to ``set_frontend``: a new panel for a starting search, displayed in the cell."""
+    from IPython.display import display
+
+    ensure_bokehjs()
+    panel = StudyPanel(study, background=background)
+    display(panel)
+    return panel
+
+
+def _study_mimebundle(study: Study) -> dict[str, Any]:
+    ensure_bokehjs()
+    bundle = _panel_for(study)._repr_mimebundle_()
+    return bundle if isinstance(bundle, dict) else {}
+
+
+def register_display(ipython: Any) -> None:
+    """Show a study's panel when a Study is displayed (e.g. the last expression of a cell)."""
+    ipython.display_formatter.mimebundle_formatter.for_type(Study, _study_mimebundle)
