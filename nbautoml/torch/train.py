@@ -193,17 +193,12 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
         raise ValueError(f"need at least 2 training samples, got {len(x)}")
     if seed is not None:
         torch.manual_seed(seed)
-    model.to(dev)
-    use_amp = amp and dev.type == "cuda" and torch.cuda.is_bf16_supported()
-
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
-
-    # a probe forward (eval mode: no running-stat update, no dropout RNG) gives the output width
+    # a probe forward where the model lives (eval mode: no running-stat update, no dropout RNG) gives the
+    # output width, and a clear error for inputs of the wrong shape before anything moves to the device
     model.eval()
     try:
-        with torch.no_grad(), autocast():
-            probe = model(x[:2].to(dev))
+        with torch.no_grad():
+            probe = model(x[:2].to(home))
     except (RuntimeError, ValueError, TypeError) as error:
         shape = tuple(x.shape[1:])
         raise ValueError(f"the model cannot take X with per-sample shape {shape}: {error}") from error
@@ -232,24 +227,30 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
         raise ValueError(f"metric {metric!r} is not reported for {resolved}; choose from {list(names)}")
     mode = mode or _default_mode(metric)
 
-    fits = _fits([x_tr, y_tr, x_va, y_va], dev)
-    x_tr, y_tr, x_va, y_va = (_place(t, dev, fits) for t in (x_tr, y_tr, x_va, y_va))
+    use_amp = amp and dev.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+
     n_tr = len(x_tr)
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     drop_last = has_bn and n_tr % batch_size == 1  # batch norm cannot train on a batch of one
     steps = n_tr // batch_size if drop_last else math.ceil(n_tr / batch_size)
-    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum,
-                         fused=dev.type == "cuda" and optimizer in ("adam", "adamw"))
-    sched = LRSchedule(opt, schedule, epochs=epochs, steps_per_epoch=steps, warmup_epochs=warmup_epochs,
-                       mode=mode, options=schedule_options)
     loss = fd.loss_fn(resolved)
     shuffle = torch.Generator()
     shuffle.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
-
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     state = _State()
+    opt: torch.optim.Optimizer | None = None
     try:
+        model.to(dev)
+        fits = _fits([x_tr, y_tr, x_va, y_va], dev)
+        x_tr, y_tr, x_va, y_va = (_place(t, dev, fits) for t in (x_tr, y_tr, x_va, y_va))
+        opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay,
+                             momentum=momentum, fused=dev.type == "cuda" and optimizer in ("adam", "adamw"))
+        sched = LRSchedule(opt, schedule, epochs=epochs, steps_per_epoch=steps, warmup_epochs=warmup_epochs,
+                           mode=mode, options=schedule_options)
         if trial is not None and ckpt is not None:
             _resume(trial, ckpt, state, model, opt, sched, shuffle)
         for epoch in range(state.start, epochs):
@@ -324,7 +325,7 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
             model.load_state_dict(state.best_weights)
     finally:  # also on errors (CUDA OOM): drop the device tensors this frame holds and give the memory back
         model.to(home)
-        opt = sched = x_tr = y_tr = x_va = y_va = None  # type: ignore[assignment]
+        opt = sched = x_tr = y_tr = x_va = y_va = None  # type: ignore[assignment]  # unpin device memory
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     best_path = folder / BEST if folder is not None and state.best_epoch is not None else None
