@@ -86,7 +86,7 @@ def default_space(layout: str, kinds: Sequence[str], input_shape: Sequence[int],
 
 def default_epochs(n_train: int) -> int:
     """ASHA's maximum resource: more epochs for small data, where an epoch is cheap and few steps."""
-    return 60 if n_train <= 3000 else 40 if n_train <= 30000 else 20
+    return 40 if n_train <= 3000 else 30 if n_train <= 30000 else 20
 
 
 def _kinds(model: str | Sequence[str], layout: str) -> tuple[str, ...]:
