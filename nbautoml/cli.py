@@ -32,6 +32,10 @@ _UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(sec|min|s|m|h|d)?")
 
 
+class DurationError(argparse.ArgumentTypeError, ValueError):
+    """A bad --timeout (argparse shows the message as is)."""
+
+
 def parse_duration(text: str) -> float:
     """Seconds from "90", "90s", "10m", "1.5h" or "1h30m"."""
     cleaned = str(text).strip().lower().replace(" ", "")
@@ -43,7 +47,7 @@ def parse_duration(text: str) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2) or ""]
         pos = match.end()
     if not cleaned or pos != len(cleaned) or total <= 0:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (use e.g. 90, 90s, 10m, 1h or 1h30m)")
+        raise DurationError(f"invalid duration {text!r} (use e.g. 90, 90s, 10m, 1h or 1h30m)")
     return total
 
 
@@ -103,6 +107,7 @@ FIT_FLAGS: dict[str, Flag] = {
     "task": (("--task",), dict(default="auto", help="auto, classification, binary, multiclass or regression")),
     "cv": (("--cv",), dict(type=_positive_int, metavar="K", help="k-fold cross-validation instead of a holdout")),
     "model": (("--model",), dict(default="auto", help="auto, mlp, cnn1d, cnn2d or gru")),
+    "epochs": (("--epochs",), dict(type=_positive_int, metavar="N", help="most epochs a trial trains")),
 }
 
 
@@ -254,6 +259,7 @@ def _fit(args: argparse.Namespace) -> int:
     frame = pd.read_csv(args.data)
     result = nbautoml.fit(frame, target=args.target, task=args.task, trials=args.trials, timeout=args.timeout,
                           metric=args.metric, cv=args.cv, model=args.model, name=args.name, storage=args.storage,
+                          epochs=args.epochs,
                           seed=args.seed if args.seed is not None else 0, sampler=args.sampler or "bayes",
                           parallel=args.parallel)
     print(result.leaderboard.head(10).to_string(index=False))
@@ -313,7 +319,7 @@ X = (X / 16.0).astype("float32")"""
 DEMO_CELL = """\
 model = nbautoml.torch.mlp(64, 10, layers=hp.int("layers", 1, 3), units=hp.choice("units", [32, 64, 128]),
                            dropout=hp.float("dropout", 0.0, 0.4))
-nbautoml.torch.train(model, (X, y), lr=hp.float("lr", 1e-4, 3e-2, log=True), epochs=12, seed=0)"""
+nbautoml.torch.train(model, (X, y), lr=hp.float("lr", 1e-4, 3e-2, log=True), epochs=10, seed=0)"""
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -345,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("path")
     demo = sub.add_parser("demo", help="a real search on sklearn's digits with a torch MLP")
-    demo.add_argument("--trials", type=_positive_int, default=16)
+    demo.add_argument("--trials", type=_positive_int, default=12)
     demo.add_argument("--report", default="nbautoml-demo.html", metavar="PATH.html")
     demo.add_argument("--storage", default="auto")
     return parser

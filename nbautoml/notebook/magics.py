@@ -162,7 +162,7 @@ class AutoMLMagics(Magics):
         except Exception:
             return None
 
-    def _run(self, entry: Entry, *, background: bool) -> None:
+    def _run(self, entry: Entry, *, background: bool, show: bool = True) -> None:
         study, shell = entry.study, self.shell
         assert shell is not None and entry.objective is not None
         shell.user_ns["study"] = study
@@ -176,12 +176,28 @@ class AutoMLMagics(Magics):
 
             unsubscribe = study.events.subscribe(finished, StudyFinished)
         try:
-            study.optimize(entry.objective, background=background, **entry.options)
+            study.optimize(entry.objective, background=background, show=show, **entry.options)
         except ValueError as error:
             raise UsageError(str(error)) from None
+        self._hook_panel(entry)
         if not background:
             self._publish(entry)
             self._summary(study, first)
+
+    def _hook_panel(self, entry: Entry) -> None:
+        """The panel's Resume button continues through this magic (fresh namespace snapshot, study_best)."""
+        panel = entry.study.frontend
+        if entry.objective is None or not hasattr(panel, "resume_callback"):
+            return  # a fit study re-opens its Study on each call: the panel's own Resume path applies
+
+        def resume(trials: int | None) -> None:
+            shell = self.shell
+            assert shell is not None and entry.objective is not None
+            entry.objective = entry.objective.with_namespace(shell.user_ns)
+            entry.options["trials"] = trials
+            self._run(entry, background=True, show=False)
+
+        panel.resume_callback = resume
 
     def _publish(self, entry: Entry) -> None:
         shell, objective, best = self.shell, entry.objective, entry.study.best_trial
@@ -225,6 +241,7 @@ class AutoMLMagics(Magics):
             raise UsageError(f"fit: cannot evaluate DATA {args.data!r}: {type(error).__name__}: {error}") from None
         options = dict(target=args.target, task=args.task, timeout=args.timeout, metric=args.metric, cv=args.cv,
                        model=args.model, name=args.name, storage=args.storage, parallel=args.parallel,
+                       epochs=args.epochs,
                        seed=args.seed if args.seed is not None else 0, sampler=args.sampler or "bayes")
 
         def refit(trials: int, timeout: float | None, background: bool) -> Any:
@@ -242,18 +259,20 @@ class AutoMLMagics(Magics):
         return result
 
     def _do_resume(self, args: argparse.Namespace) -> Any:
-        entry = _need(args.name)
+        entry, shell = _need(args.name), self.shell
+        assert shell is not None
         if entry.study.state in _ACTIVE:
             raise UsageError(f"study {args.name!r} is running already")
         trials = args.trials if args.trials is not None else entry.options.get("trials")
         timeout = args.timeout if args.timeout is not None else entry.options.get("timeout")
-        if entry.refit is not None:
-            entry.result = entry.refit(trials, timeout, args.background)
-            return entry.result
-        shell = self.shell
-        assert shell is not None and entry.objective is not None
-        entry.objective = entry.objective.with_namespace(shell.user_ns)
         entry.options.update(trials=trials, timeout=timeout)
+        if entry.refit is not None:  # fit re-opens the study from its journal and continues it
+            entry.result = entry.refit(trials, timeout, args.background)
+            entry.study = entry.result.study
+            shell.user_ns.update(study=entry.study, fit_result=entry.result)
+            return entry.result
+        assert entry.objective is not None
+        entry.objective = entry.objective.with_namespace(shell.user_ns)
         self._run(entry, background=args.background)
         return None
 
