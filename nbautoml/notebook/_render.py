@@ -23,6 +23,7 @@ from bokeh.models import (
     LinearColorMapper,
     Range1d,
 )
+from bokeh.models.annotations import Legend, LegendItem
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 from bokeh.resources import Resources
@@ -115,12 +116,13 @@ def history_figure(data: dict[str, Any]) -> Any:
     fig = figure(title=f"Optimisation history: {metric} ({data['mode']})", x_axis_label="trial",
                  y_axis_label=metric, width=WIDTH, height=HEIGHT, tools=TOOLS, name="history_figure")
     source = ColumnDataSource({k: list(v) for k, v in data["columns"].items()}, name="history")
-    dots = fig.scatter("number", "value", source=source, size=7, alpha=0.7, legend_label="trial value")
-    fig.step("number", "best", source=source, mode="after", line_width=2, color="#d62728",
-             legend_label="best so far")
+    dots: Any = fig.scatter("number", "value", source=source, size=7, alpha=0.7)
+    best: Any = fig.step("number", "best", source=source, mode="after", line_width=2, color="#d62728")
     fig.add_tools(HoverTool(renderers=[dots], tooltips=[("trial", "@number"), (metric, "@value{0.0000}")]))
-    fig.legend.location = "top_right" if data["mode"] == "min" else "bottom_right"
-    fig.legend.click_policy = "hide"
+    legend = Legend(items=[LegendItem(label="trial value", renderers=[dots]),
+                           LegendItem(label="best so far", renderers=[best])], click_policy="hide",
+                    location="top_left")
+    fig.add_layout(legend, "right")  # outside the plot: it never hides a point
     return fig
 
 

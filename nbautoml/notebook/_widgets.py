@@ -57,6 +57,14 @@ def ranked(trials: Sequence[Trial], mode: str) -> list[Trial]:
     return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
 
 
+TABLE_CSS = (
+    ".nbautoml-leaderboard{border-collapse:collapse;font-size:90%;margin-top:4px}"
+    ".nbautoml-leaderboard th,.nbautoml-leaderboard td{padding:2px 10px;text-align:right;"
+    "border-bottom:1px solid #e0e0e0}"
+    ".nbautoml-leaderboard tbody tr:first-child{font-weight:bold}"
+)
+
+
 def leaderboard_html(trials: Sequence[Trial], metric: str, mode: str, top: int = 20) -> str:
     """The ``top`` complete trials as an HTML table: rank, trial, value, each param, steps, duration."""
     best = ranked(trials, mode)[:top]
@@ -73,8 +81,9 @@ def leaderboard_html(trials: Sequence[Trial], metric: str, mode: str, top: int =
         cells += [str(len(trial.reports)), format_duration(trial.duration)]
         rows.append('<tr class="nbautoml-row">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (
-        '<table class="nbautoml-leaderboard" style="border-collapse:collapse;font-size:90%">'
-        f'<thead><tr style="text-align:left">{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f"<style>{TABLE_CSS}</style>"
+        '<table class="nbautoml-leaderboard">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 
@@ -84,10 +93,15 @@ def counts_html(trials: Sequence[Trial], reasons: int = 3) -> str:
     parts = [f"{state.lower()} <b>{states[state]}</b>" for state in
              ("COMPLETE", "RUNNING", "PRUNED", "FAILED", "INTERRUPTED") if states[state]]
     lines = [" · ".join(parts) if parts else "no trials yet"]
+    rerun = {t.resumed_from for t in trials if t.resumed_from is not None}
     for state in (TrialState.PRUNED, TrialState.FAILED, TrialState.INTERRUPTED):
-        why = Counter(t.reason or "no reason given" for t in trials if t.state is state)
+        mine = [t for t in trials if t.state is state]
+        why = Counter(t.reason or "no reason given" for t in mine)
         for reason, count in why.most_common(reasons):
             lines.append(f"{state.value.lower()} ×{count}: {html.escape(reason[:160])}")
+        if state is TrialState.INTERRUPTED and mine:
+            waiting = sum(1 for t in mine if t.number not in rerun)
+            lines.append(f"interrupted: {len(mine) - waiting} re-run, {waiting} to re-run on resume")
     return '<div class="nbautoml-counts">' + "<br>".join(lines) + "</div>"
 
 

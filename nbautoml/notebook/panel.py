@@ -124,7 +124,8 @@ class StudyPanel(widgets.VBox):
         self.resume_button.add_class("nbautoml-resume")
         self.trials_input = widgets.IntText(value=study.budget or 0, description="trials",
                                             tooltip="budget for Resume (0 = no limit)",
-                                            layout=widgets.Layout(width="150px"))
+                                            style={"description_width": "initial"},
+                                            layout=widgets.Layout(width="130px"))
         self.trials_input.add_class("nbautoml-trials")
         self.message = widgets.HTML()
         self.message.add_class("nbautoml-message")
