@@ -46,7 +46,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbautoml.engine.runners.dask_worker import run_trial
+from nbautoml.engine.runners.dask_worker import run_trial, worker_channel
 from nbautoml.engine.trial import Report, Trial, TrialState
 from nbautoml.engine.values import Outcome, exception_outcome
 from nbautoml.events import StopRequested
@@ -122,14 +122,15 @@ class _Live:
 
     trial: Trial
     future: Future[Outcome]
-    channel: Any  # distributed.Queue: driver → worker decisions
     task: Any = None  # distributed.Future
-    worker: str | None = None
+    worker: str | None = None  # known from its "start" event
     pid: int | None = None
     applied: int = 0  # reports applied on the driver
-    halts: set[str] = field(default_factory=set)
-    result: Any = None
-    ended_at: float | None = None
+    halts: set[str] = field(default_factory=set)  # "stop" / "prune", sent once its worker is known
+    guard: Any = None  # the driver's hold on the trial's "go" queue (clusters that re-run dead workers' tasks)
+    result: Any = None  # the worker's outcome dict, or the task's exception
+    ended_at: float | None = None  # when the result came
+    done_at: float | None = None  # when dask said the task finished
 
 
 class DaskExecutor:
@@ -164,6 +165,8 @@ class DaskExecutor:
             self._deaths: dict[int, int] = {}
             self._payload: Any = None
             self._payload_of: Any = None
+            self._guard = self._cluster is None and self._retries_dead()  # may re-run the task of a dead worker
+            self._channels: dict[str, Any] = {}  # worker address → distributed.Queue of decisions to it
             self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
             self.client.subscribe_topic(self._topic, lambda event: self._inbox.put(("event", event[1])))
             self._unsubscribe = study.events.subscribe(lambda _: self._inbox.put(("stop", None)), StopRequested)
@@ -173,6 +176,13 @@ class DaskExecutor:
             self._close_cluster()
             raise
 
+    def _retries_dead(self) -> bool:
+        """Whether the scheduler re-runs a task whose worker died (dask's default; our own cluster never does)."""
+        try:
+            return int(self.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)) > 0
+        except Exception:  # run_on_scheduler blocked, or nbautoml missing there: assume it does
+            return True
+
     @property
     def address(self) -> str:
         return str(self.client.scheduler.address)
@@ -181,17 +191,19 @@ class DaskExecutor:
         from distributed import Queue
 
         payload = self._objective(objective)
-        channel = Queue(f"{self._topic}-{trial.number}", client=self.client)
-        channel.put({"go": True})  # before the task exists: a re-attempt of it finds "go" taken
+        live = _Live(trial, Future())
+        guard = f"{self._topic}-trial-{trial.number}"
+        if self._guard:  # "go" is there before the task exists: dask's re-run of it finds "go" taken
+            live.guard = Queue(guard, client=self.client)
+            live.guard.put({"go": True})
         spec = {
             "number": trial.number, "params": dict(trial.params), "study": study.name, "topic": self._topic,
-            "channel": channel.name, "objective": payload.key, "resumed_from": trial.resumed_from,
+            "channel": guard, "objective": payload.key, "resumed_from": trial.resumed_from,
             "resume_step": trial.resume_step, "checkpoint_dir": str(trial.checkpoint_dir or ""),
             "space_version": trial.space_version, "metric": study.metric, "mode": study.mode,
-            "sync": study.scheduler is not None,
+            "sync": study.scheduler is not None, "guard": self._guard,
             "reports": [(r.step, dict(r.metrics), r.time) for r in trial.reports],  # a re-run continues a curve
         }
-        live = _Live(trial, Future(), channel)
         live.future.set_running_or_notify_cancel()
         with self._lock:
             self._live[trial.number] = live
@@ -239,6 +251,11 @@ class DaskExecutor:
             return  # a trial already resolved (its late report waited too long)
         if message["kind"] == "start":
             live.worker, live.pid = message.get("worker"), message.get("pid")
+            for kind in sorted(live.halts):  # asked for before its worker was known
+                self._send(live, {"halt": kind})
+            return
+        if message["kind"] == "end":  # after the trial's reports, on the same ordered stream
+            live.result, live.ended_at = message["result"], time.monotonic()
             return
         trial, step, metrics = live.trial, int(message["step"]), dict(message["metrics"])
         trial.reports.append(Report(step, metrics, float(message["time"])))
@@ -256,8 +273,17 @@ class DaskExecutor:
             live.halts.add(halt)
 
     def _send(self, live: _Live, message: dict[str, Any]) -> None:
+        """Tell the trial's worker (its listener opens the other end; either side may come first)."""
+        from distributed import Queue
+
+        if live.worker is None:
+            return
         try:
-            live.channel.put(message, timeout=10)
+            channel = self._channels.get(live.worker)
+            if channel is None:
+                name = worker_channel(self._topic, live.worker)
+                channel = self._channels[live.worker] = Queue(name, client=self.client)
+            channel.put({"n": live.trial.number, **message}, timeout=10)
         except Exception as error:
             log.warning("trial %d: telling its worker %s failed: %s", live.trial.number, message, error)
 
@@ -271,20 +297,30 @@ class DaskExecutor:
     def _on_done(self, number: int) -> None:
         live = self._live.get(number)
         if live is None or live.result is not None:
-            return
+            return  # resolved or resolving from its "end" event
+        live.done_at = time.monotonic()
+        if live.task.status != "finished":
+            self._fetch(live)  # KilledWorker, a lost cluster, an exception outside the objective
+
+    def _fetch(self, live: _Live) -> None:
         try:
             live.result = live.task.result(timeout=60)
-        except BaseException as error:  # KilledWorker, a lost cluster, an exception outside the objective
+        except BaseException as error:
             live.result = error
         live.ended_at = time.monotonic()
 
     def _resolve_ended(self) -> None:
         """Resolve ended trials once their reports are all applied (or stopped coming)."""
         with self._lock:
-            ended = [live for live in self._live.values() if live.ended_at is not None]
-        for live in ended:
+            lives = list(self._live.values())
+        now = time.monotonic()
+        for live in lives:
+            if live.result is None and live.done_at is not None and now - live.done_at > _LATE_REPORTS:
+                self._fetch(live)  # the task finished but its "end" event never came
+            if live.result is None:
+                continue
             sent = live.result.get("reports", 0) if isinstance(live.result, dict) else live.applied
-            if live.applied < sent and time.monotonic() - (live.ended_at or 0.0) < _LATE_REPORTS:
+            if live.applied < sent and now - (live.ended_at or 0.0) < _LATE_REPORTS:
                 continue
             if live.applied < sent:
                 log.warning("trial %d: %d of its reports never arrived", live.trial.number, sent - live.applied)
@@ -292,11 +328,9 @@ class DaskExecutor:
             with self._lock:
                 self._live.pop(live.trial.number, None)
             with contextlib.suppress(Exception):
-                if not (isinstance(live.result, dict) and "state" in live.result):
-                    live.channel.put({"bye": True}, timeout=10)  # ends a dead worker's long poll on the scheduler
-                live.channel.close()
-            with contextlib.suppress(Exception):
                 live.task.release()
+                if live.guard is not None:
+                    live.guard.close()
             live.future.set_result(outcome)
 
     def _outcome(self, live: _Live) -> Outcome:
@@ -344,6 +378,10 @@ class DaskExecutor:
                 live.task.cancel()
             if not live.future.done():
                 live.future.set_result(Outcome(TrialState.INTERRUPTED, reason="the Dask runner shut down"))
+        for channel in self._channels.values():  # ends each worker's listener (or a dead one's poll)
+            with contextlib.suppress(Exception):
+                channel.put({"bye": True}, timeout=10)
+                channel.close()
         with contextlib.suppress(Exception):
             self.client.unsubscribe_topic(self._topic)
         if self._payload is not None:
