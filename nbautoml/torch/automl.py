@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from nbautoml.engine.samplers.base import make_sampler
 from nbautoml.engine.schedulers import ASHA
 from nbautoml.engine.study import Study
 from nbautoml.engine.trial import Trial
@@ -112,6 +113,75 @@ def study_name(task: str, target: str | None, x: Any, extra: dict[str, Any]) -> 
     return f"fit-{task}-{label[:40]}-{digest[:8]}"
 
 
+# ---- warm start ----------------------------------------------------------------------------------------
+_STARTS: dict[str, Any] = {
+    "scaler": "standard", "select": 1.0, "optimizer": "adam", "lr": 2e-3, "weight_decay": 1e-5,
+    "batch_size": 64, "schedule": "cosine",
+    "mlp": {"layers": 2, "units": 256, "shape": "constant", "activation": "relu", "dropout": 0.2,
+            "norm": "batch", "residual": False},
+    "cnn": {"blocks": 2, "channels": 32, "growth": 2.0, "kernel": 3, "pool": "max", "activation": "relu",
+            "dropout": 0.2, "norm": "batch", "residual": False},
+    "gru": {"cell": "gru", "layers": 1, "hidden": 64, "bidirectional": False, "dropout": 0.1,
+            "readout": "last"},
+}
+
+
+def start_points(space: Space, kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """One modest, usually good configuration per family, tried first (cheap and safe, like FLAML's start).
+
+    A default outside the space (a smaller batch-size list, say) is replaced by the dimension's nearest
+    value, so every start point lies inside the space.
+    """
+    points = []
+    for kind in kinds:
+        arch = _STARTS["cnn" if kind.startswith("cnn") else kind]
+        wanted = {**{k: v for k, v in _STARTS.items() if not isinstance(v, dict)}, "family": kind}
+        wanted.update({k: v for k, v in arch.items()} if len(kinds) == 1 else
+                      {f"{kind}_{k}": v for k, v in arch.items()})
+        point = {name: _nearest(dim, wanted.get(name)) for name, dim in space.items()}
+        points.append(space.normalise(point))
+    return points
+
+
+def _nearest(dim: Any, value: Any) -> Any:
+    """``value`` when the dimension holds it, else its nearest option / bound (or the first option)."""
+    if dim.contains(value):
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(dim, Choice):
+        options = [o for o in dim.options if isinstance(o, (int, float)) and not isinstance(o, bool)]
+        return min(options, key=lambda o: abs(float(o) - float(value))) if number and options else dim.options[0]
+    return dim.normalise(min(max(value, dim.low), dim.high)) if number else dim.normalise(dim.low)
+
+
+class WarmStartSampler:
+    """Proposes ``starts`` first (those not yet told or pending), then asks the wrapped sampler."""
+
+    def __init__(self, inner: Any, starts: list[dict[str, Any]]) -> None:
+        self.inner, self.starts = inner, starts
+        self.name = f"{getattr(inner, 'name', 'sampler')}+warm-start"
+        self._seen: set[str] = set()
+
+    @staticmethod
+    def _key(params: dict[str, Any]) -> str:
+        return json.dumps(params, sort_keys=True, default=str)
+
+    def ask(self, n: int = 1, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+        busy = self._seen | {self._key(p) for p in pending}
+        chosen = [p for p in self.starts if self._key(p) not in busy][:n]
+        if len(chosen) < n:
+            chosen += self.inner.ask(n - len(chosen), pending=[*pending, *chosen])
+        return chosen
+
+    def tell(self, params: dict[str, Any], value: float | None) -> None:
+        self._seen.add(self._key(params))
+        self.inner.tell(params, value)
+
+    def tell_many(self, observations: Sequence[tuple[dict[str, Any], float | None]]) -> None:
+        self._seen.update(self._key(p) for p, _ in observations)
+        self.inner.tell_many(observations)
+
+
 # ---- the data a search works on --------------------------------------------------------------------------
 class _Prepared:
     """Inputs, encoded targets, folds, and a cache of fitted preprocessing per (scaler, select, fold)."""
@@ -181,8 +251,9 @@ class _Objective:
         out = {k: float(np.mean([r[k] for r in results if k in r])) for k in results[0]}
         out[self.metric] = float(values.mean())
         if len(self.data.folds) > 1:
-            out[f"{self.metric}_std"] = float(values.std())
             out["folds"] = float(len(results))
+            if len(results) == len(self.data.folds):  # a pruned trial ran fold 0 only: no spread to show
+                out[f"{self.metric}_std"] = float(values.std())
         return out
 
 
@@ -233,7 +304,8 @@ def fit(data: Any, target: Any = None, *, task: str = "auto", trials: int = 40, 
     name = name or study_name(encoder.task, target_name, x, {"cv": cv, "seed": seed, "kinds": kinds,
                                                              "epochs": epochs, "classes": encoder.classes})
     scheduler = ASHA(min_steps=max(1, epochs // 9), reduction_factor=3, max_steps=epochs)
-    study = Study(name, space, metric=metric, sampler=sampler, scheduler=scheduler, storage=storage,
+    warm = WarmStartSampler(make_sampler(sampler, space, seed=seed), start_points(space, kinds))
+    study = Study(name, space, metric=metric, sampler=warm, scheduler=scheduler, storage=storage,
                   seed=seed, keep_checkpoints=max(1, ensemble))
     objective = _Objective(prepared, kinds, encoder.n_outputs, epochs, seed, metric, study.mode)
     result = AutoMLResult(study, prepared, encoder, kinds, ensemble)

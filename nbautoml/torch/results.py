@@ -162,7 +162,8 @@ class AutoMLResult:
             if cv:
                 std = t.metrics.get(f"{metric}_std", math.nan)
                 row["std"] = std
-                row["value ± std"] = "" if math.isnan(value) else f"{value:.4g} ± {std:.2g}"
+                text = "" if math.isnan(value) else f"{value:.4g}"
+                row["value ± std"] = text if not text or math.isnan(std) else f"{text} ± {std:.2g}"
             try:
                 row["model"] = describe(kind, arch)
             except ValueError:

@@ -15,7 +15,7 @@ from sklearn.datasets import load_diabetes, load_digits
 sys.path.insert(0, str(Path(__file__).parent))
 from test_data import messy_frame
 
-from nbautoml.torch.automl import default_space, fit
+from nbautoml.torch.automl import default_space, fit, start_points
 from nbautoml.torch.export import Predictor
 
 TINY = {"trials": 3, "epochs": 3, "storage": ":memory:", "show": False}
@@ -44,6 +44,8 @@ def test_messy_dataframe_goes_through_fit_and_predict() -> None:
     assert result.study.name.startswith("fit-binary-label-")
     board = result.leaderboard
     assert len(board) == 3
+    space = result.study.space
+    assert space is not None and result.study.trials[0].params == start_points(space, ("mlp",))[0]
     assert {"rank", "value", "model", "lr", "batch_size", "epochs", "seconds", "state"} <= set(board.columns)
     assert board["rank"].iloc[0] == 1 and board["state"].iloc[0] == "COMPLETE"
     new = df.drop(columns=["label"]).head(7)
@@ -139,5 +141,9 @@ def test_default_space_joins_preprocessing_family_and_training() -> None:
     assert {"scaler", "select", "layers", "units", "optimizer", "lr", "weight_decay", "batch_size",
             "schedule"} <= set(space)
     assert "epochs" not in space  # ASHA's resource, not a searched parameter
+    for kinds, layout, shape in [(("mlp",), "tabular", (20,)), (("cnn1d", "gru"), "sequence", (2, 12))]:
+        space = default_space(layout, kinds, shape, 2, 40)
+        starts = start_points(space, kinds)
+        assert len(starts) == len(kinds) and all(space.contains(p) for p in starts)
     with pytest.raises(ValueError, match="cnn2d"):
         fit(np.zeros((20, 3)), target=np.arange(20) % 2, model="cnn2d", **TINY)  # type: ignore[arg-type]
