@@ -6,21 +6,25 @@ task a worker runs is in :mod:`nbautoml.engine.runners.dask_worker`. Why it look
 - **The objective** is cloudpickled once and scattered to every worker (``broadcast=True``); each task gets the
   future, so a large array in the objective's closure crosses the network once per worker, not once per trial.
   Workers keep the unpickled objective (a few, by key), as the thread runner reuses one objective object.
-- **Reports** travel worker → driver as events on one topic per run (``Worker.log_event``: batched, ordered per
-  worker, no round trip). One pump thread on the driver applies them to the driver's own Trial with
-  ``Study.on_report``, so only the driver writes the journal and the study's scheduler (ASHA, median) decides
-  there.
-- **Decisions** travel driver → worker through one ``distributed.Queue`` per trial: "go" (put before the task is
-  submitted), "halt" (stop or prune) and, when the study has a scheduler, an answer to every report, which the
-  worker waits for, so ``should_stop()`` right after ``report()`` sees a prune exactly as in-process. A listener
-  thread on the worker long-polls the queue, so ``should_stop()`` stays a local flag read.
+- **Reports and outcomes** travel worker → driver as events on one topic per run (``Worker.log_event``:
+  batched, ordered per worker, no round trip); the outcome comes last, as an "end" event, so a trial resolves
+  with all its reports applied and without fetching the task's result (the task returns it too, as a fallback).
+  One pump thread on the driver applies reports to the driver's own Trial with ``Study.on_report``, so only the
+  driver writes the journal and the study's scheduler (ASHA, median) decides there.
+- **Decisions** travel driver → worker through one ``distributed.Queue`` per worker and run, keyed by trial:
+  "halt" (stop or prune) and, when the study has a scheduler, an answer to every report, which the worker waits
+  for, so ``should_stop()`` right after ``report()`` sees a prune exactly as in-process (measured: a few ms a
+  report; see bench/results/dask_overhead.md). A listener thread per worker long-polls it, so ``should_stop()``
+  stays a local flag read and a trial costs no round trip of its own. Pub/Sub and per-trial Events were the
+  alternatives: Pub/Sub has no delivery guarantee for a subscriber that joins late, Events carry no data.
 - **A worker that dies** mid-trial: the trial becomes INTERRUPTED (the reason names the worker) and the study loop
-  queues its re-run at once (``resumed_from``, ``resume_step`` from its checkpoint); after
-  :data:`MAX_WORKER_DEATHS` deaths of one trial's lineage it is FAILED instead, so a trial that kills its
-  worker cannot loop forever. Dask itself would re-run such a task on another worker — a silent double run with
-  the same trial number. The embedded cluster sets ``allowed_failures=0`` (the task errs with KilledWorker at
-  once); on an existing cluster a re-attempt finds its "go" already taken and returns "lost" without running
-  the objective.
+  queues its re-run at once (``resumed_from``, ``resume_step`` from its checkpoint; the budget counts only the
+  re-run); after :data:`MAX_WORKER_DEATHS` deaths of one trial's lineage it is FAILED instead, so a trial that
+  kills its worker cannot loop forever. Dask itself would re-run such a task on another worker — a silent double
+  run under the same trial number — so it is prevented, not embraced: the embedded cluster sets
+  ``allowed_failures=0`` (the task errs with KilledWorker at once); on a cluster that retries, each trial gets a
+  "go" token in its own queue before its task exists, and dask's re-run of the task finds the token taken and
+  returns "lost" without running the objective.
 - **Checkpoints**: ``trial.checkpoint_dir`` is a driver path. On a LocalCluster the file system is shared; on a
   remote cluster the study's checkpoint root (``.nbautoml/<name>/``) must be on storage that every worker sees
   at the same path. Remote workers also need nbautoml and what the objective imports.
@@ -180,7 +184,7 @@ class DaskExecutor:
         """Whether the scheduler re-runs a task whose worker died (dask's default; our own cluster never does)."""
         try:
             return int(self.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)) > 0
-        except Exception:  # run_on_scheduler blocked, or nbautoml missing there: assume it does
+        except Exception:  # run_on_scheduler blocked or failing: assume it does
             return True
 
     @property

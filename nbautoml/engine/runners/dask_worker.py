@@ -116,7 +116,11 @@ class _WorkerHost:
             self.changed.notify_all()
 
     def send(self, kind: str, **fields: Any) -> None:
-        self.worker.log_event(self.spec["topic"], {"kind": kind, "n": self.spec["number"], **fields})
+        """An event to the driver; a lost "end" is made good by the task's result (the driver's fallback)."""
+        try:
+            self.worker.log_event(self.spec["topic"], {"kind": kind, "n": self.spec["number"], **fields})
+        except Exception:
+            log.exception("trial %d: sending %r to the driver failed", self.spec["number"], kind)
 
     # TrialHost
     def on_report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None:
