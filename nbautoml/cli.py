@@ -124,10 +124,8 @@ def search_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
                  storage=args.storage, seed=args.seed, fresh=args.fresh)
     trials = args.trials if args.trials is not None or args.timeout is not None else DEFAULT_TRIALS
     runner: Any = args.runner
-    if getattr(args, "cluster", None):
-        from distributed import Client
-
-        runner = Client(args.cluster)
+    if getattr(args, "cluster", None):  # an address the dask runner connects to
+        runner = args.cluster if "://" in args.cluster else f"tcp://{args.cluster}"
     run = dict(trials=trials, timeout=args.timeout, parallel=args.parallel, runner=runner)
     return study, run
 

@@ -22,7 +22,8 @@ Running (semantics shared by ``%%automl`` and ``nbautoml run``):
   makes the engine take the best reported value of the study's metric.
 - Of the trials run in this process, the variables that the best one assigned are kept
   (:attr:`CellObjective.best_namespace`); the magic exposes them as ``study_best``. Nothing else is written
-  back.
+  back. On Dask workers the namespace travels pickled (IPython's internals, studies and what cannot be
+  pickled stay behind, with a warning), and no best namespace comes back.
 
 Naming: :attr:`CellSpec.key` hashes the normalised AST (comments and layout ignored) with the hp.* arguments
 left out, so editing a range continues the same study while another cell is another study
@@ -44,7 +45,7 @@ import math
 import numbers
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -340,9 +341,10 @@ class CellObjective:
     """A compiled cell as an objective: ``objective(trial)`` runs it in a copy of ``namespace``."""
 
     def __init__(self, spec: CellSpec, namespace: Mapping[str, Any] | None = None, *,
-                 compile_name: str | None = None, hp_object: Any = None) -> None:
+                 compile_name: str | None = None, hp_object: Any = None, hidden: Iterable[str] = ()) -> None:
         self.spec = spec
         self.namespace: dict[str, Any] = dict(namespace or {})
+        self.hidden = frozenset(hidden)  # names a remote worker needs not (IPython's In, Out, _i1, ...)
         self._hp = hp if hp_object is None else hp_object
         filename = compile_name or spec.filename
         body = copy.deepcopy(spec.tree).body
@@ -366,10 +368,21 @@ class CellObjective:
         self.best_value: float | None = None
         self.best_namespace: dict[str, Any] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For Dask workers: what of the namespace can travel (IPython's internals and studies stay)."""
+        state = dict(self.__dict__)
+        state["_lock"] = state["best_namespace"] = None
+        state["namespace"] = _portable(self.namespace, self.hidden)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def with_namespace(self, namespace: Mapping[str, Any]) -> CellObjective:
         """The same cell against a new snapshot (resume), keeping what it knows of the best trial."""
-        clone = copy.copy(self)
-        clone.namespace = dict(namespace)
+        clone = object.__new__(CellObjective)  # not copy.copy: that would go through __getstate__
+        clone.__dict__.update(self.__dict__, namespace=dict(namespace))
         return clone
 
     def __call__(self, trial: Trial) -> Any:
@@ -397,3 +410,33 @@ class CellObjective:
         with self._lock:
             if self.best_value is None or sign * outcome.value < sign * self.best_value:
                 self.best_number, self.best_value, self.best_namespace = trial.number, outcome.value, assigned
+
+
+_DATA_MODULES = ("numpy", "pandas", "torch", "builtins", "scipy")
+
+
+def _portable(namespace: Mapping[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
+    """The entries a remote worker can unpickle; the others are dropped with a warning naming them."""
+    import types
+
+    import cloudpickle
+
+    from nbautoml.engine.study import Study
+
+    out: dict[str, Any] = {}
+    dropped = []
+    for key, value in namespace.items():
+        if key in hidden or key in ("In", "Out", "get_ipython", "exit", "quit") or isinstance(value, Study):
+            continue
+        if isinstance(value, types.ModuleType) or type(value).__module__.split(".")[0] in _DATA_MODULES:
+            out[key] = value  # modules go by reference; arrays, tensors, frames and builtins pickle
+            continue
+        try:
+            cloudpickle.dumps(value)
+        except Exception:
+            dropped.append(key)
+        else:
+            out[key] = value
+    if dropped:
+        warnings.warn(f"not sent to the Dask workers (cannot be pickled): {', '.join(dropped)}", stacklevel=3)
+    return out

@@ -98,3 +98,18 @@ def test_fit_a_csv(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "study 'iris'" in done.stdout and "2 finished" in done.stdout
     assert (tmp_path / "model").exists()
+
+
+def test_search_options_defaults_and_cluster_address() -> None:
+    from nbautoml.cli import DEFAULT_TRIALS, build_parser, search_options
+
+    args = build_parser().parse_args(["run", "x.py"])
+    study, run = search_options(args)
+    assert study == dict(metric="val_loss", mode=None, sampler=None, scheduler=None, storage="auto", seed=None,
+                         fresh=False)
+    assert run == dict(trials=DEFAULT_TRIALS, timeout=None, parallel=1, runner="thread")
+    args = build_parser().parse_args(["run", "x.py", "--timeout", "2m", "--cluster", "10.0.0.5:8786",
+                                      "--scheduler", "none"])
+    study, run = search_options(args)
+    assert run["trials"] is None and run["timeout"] == 120 and run["runner"] == "tcp://10.0.0.5:8786"
+    assert study["scheduler"] is None

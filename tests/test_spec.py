@@ -164,6 +164,24 @@ def test_trials_run_in_a_copy_of_the_namespace() -> None:
     assert objective.best_namespace == {"x": 0.1, "counter": 11, "result": pytest.approx(0.2)}
 
 
+def test_with_namespace_keeps_the_best_and_pickling_keeps_what_travels() -> None:
+    import pickle
+    import threading
+
+    import cloudpickle
+
+    objective = CellObjective(parse_cell("x = hp.float('x', 0, 1)\nx + shift"), {"shift": 1.0, "In": [],
+                                                                                "lock": threading.Lock()})
+    objective(Trial(0, {"x": 0.5}, metric="value"))
+    clone = objective.with_namespace({"shift": 2.0})
+    assert clone.best_namespace == {"x": 0.5} and clone.best_number == 0
+    assert clone(Trial(1, {"x": 0.5}, metric="value")) == 2.5 and objective.namespace["shift"] == 1.0
+    with pytest.warns(UserWarning, match=r"cannot be pickled\): lock"):
+        copied = pickle.loads(cloudpickle.dumps(objective))  # as the Dask runner ships it
+    assert set(copied.namespace) == {"shift"} and copied.best_namespace is None
+    assert copied(Trial(2, {"x": 0.25}, metric="value")) == 1.25
+
+
 def test_best_namespace_follows_the_mode_and_ignores_stopped_trials() -> None:
     objective = CellObjective(parse_cell("x = hp.float('x', 0, 1)\n{'acc': x}"))
     objective(Trial(0, {"x": 0.2}, metric="acc", mode="max"))

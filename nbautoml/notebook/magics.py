@@ -142,7 +142,8 @@ class AutoMLMagics(Magics):
                 study.set_space(spec.space)
             else:
                 study = cli.open_cell_study(spec, name, study_options)
-            objective = CellObjective(spec, shell.user_ns, compile_name=self._cache(line, cell))
+            objective = CellObjective(spec, shell.user_ns, compile_name=self._cache(line, cell),
+                                      hidden=shell.user_ns_hidden)
         except (SpecError, ValueError) as error:
             raise UsageError(str(error)) from None
         if previous is not None and previous.objective is not None and not args.fresh:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,3 +278,19 @@ def test_fit_line_magic(ip: InteractiveShell) -> None:
     again = ip.run_line_magic("automl", "resume irisfit --trials 3")
     assert again.study.n_finished == 3
     assert isinstance(result.leaderboard, pd.DataFrame)
+
+
+@pytest.mark.slow
+def test_dask_runner_sends_the_namespace_to_workers(ip: InteractiveShell) -> None:
+    import threading
+
+    ip.run_cell("def shifted(v):\n    return (v - offset) ** 2")
+    ip.user_ns["unpicklable"] = threading.Lock()
+    with pytest.warns(UserWarning, match="cannot be pickled\\): unpicklable"):
+        cell(ip, "--name dd --trials 3 --sampler random --metric value --runner dask --parallel 2",
+             "x = hp.float('x', 0.0, 1.0)\nimport os\n{'value': shifted(x), 'pid': os.getpid()}")
+    study = ip.user_ns["study"]
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert all(t.value == pytest.approx((t.params["x"] - 0.25) ** 2) for t in study.trials)
+    assert {t.metrics["pid"] for t in study.trials}.isdisjoint({os.getpid()})  # ran in worker processes
+    assert ip.user_ns["study_best"] is None
