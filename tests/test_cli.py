@@ -88,15 +88,17 @@ def test_cli_never_imports_ipython(tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
 
 
-@pytest.mark.slow
-def test_fit_a_csv(tmp_path: Path) -> None:
+def test_fit_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process (the subprocess runs above cover the entry point): a CSV in, a leaderboard and a model out."""
     from sklearn.datasets import load_iris
 
+    from nbautoml.cli import main
+
     load_iris(as_frame=True).frame.to_csv(tmp_path / "iris.csv", index=False)
-    done = nbautoml("fit", "iris.csv", "--target", "target", "--trials", "2", "--epochs", "2", "--sampler",
-                    "random", "--name", "iris", "--export", "model", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "study 'iris'" in done.stdout and "2 finished" in done.stdout
+    rc = main(["fit", "iris.csv", "--target", "target", "--trials", "2", "--epochs", "2", "--sampler", "random",
+               "--name", "iris", "--export", "model"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "study 'iris'" in out and "2 finished" in out and "model: " in out
     assert (tmp_path / "model").exists()
 
 
