@@ -331,9 +331,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nbautoml", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="nbautoml", description="Headless nbautoml searches: spec files, CSV fits, saved studies, a demo.",
+        epilog="A spec file is written like a %%automl cell; code above a line '# %%automl [flags]' runs "
+               "once (setup), the code below it is what each trial runs. Studies live in ./.nbautoml/.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="search a spec file written like a %%automl cell")
+    run = sub.add_parser("run", help="search a spec file written like a %%%%automl cell")
     run.add_argument("spec", metavar="SPEC.py")
     add_flags(run, SEARCH_FLAGS, skip=("background",))
     run.add_argument("--report", metavar="PATH.html", help="write the plots to a standalone HTML report")
