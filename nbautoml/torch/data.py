@@ -267,6 +267,8 @@ class Preprocessor:
                     raise ValueError(f"expected {len(self.array_columns)} columns (shape (N, "
                                      f"{len(self.array_columns)})), got shape {x.shape}")
                 return pd.DataFrame(x.to_numpy(), columns=self.array_columns)
+            if not all(isinstance(c, str) for c in x.columns):
+                x = x.rename(columns=str)  # the state keys columns by name, as JSON strings
             return x
         if not fitting and self.source == "frame":
             raise TypeError(f"the model was fitted on a DataFrame; pass one with the columns "

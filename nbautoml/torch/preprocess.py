@@ -136,6 +136,8 @@ def _column_kind(series: pd.Series) -> str:
         return "bool"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "categorical"  # even with numeric categories: the user said these are labels
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric"
     present = series.dropna()
@@ -149,7 +151,7 @@ def _column_kind(series: pd.Series) -> str:
 def _as_numbers(series: pd.Series, column: str, what: str = "numbers") -> np.ndarray:
     """Numeric values of a column; a ValueError naming the column when a value is not a number."""
     if pd.api.types.is_bool_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64)
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
     converted = pd.to_numeric(series, errors="coerce")
     bad = converted.isna() & series.notna()
     if bad.any():

@@ -206,3 +206,28 @@ def test_stratified_holdout_and_kfold() -> None:
     assert sum(len(va) for _, va in reg) == 23
     with pytest.raises(ValueError, match="cv"):
         kfold(y, 1)
+
+
+def test_nullable_dtypes_categorical_numbers_and_integer_column_names() -> None:
+    n = 60
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(
+        {
+            "count": pd.array([None if i % 7 == 0 else int(v) for i, v in enumerate(rng.integers(0, 9, n))],
+                              dtype="Int64"),
+            "flag": pd.array([None if i % 5 == 0 else bool(i % 2) for i in range(n)], dtype="boolean"),
+            "name": pd.array([None if i % 6 == 0 else f"n{i % 3}" for i in range(n)], dtype="string"),
+            "grade": pd.Categorical(rng.choice([1, 2, 3], n)),
+        }
+    )
+    pre = Preprocessor().fit(df)
+    out = pre.transform(df)
+    assert np.isfinite(out).all()
+    names = pre.tabular.feature_names  # type: ignore[union-attr]
+    assert {"count", "count__missing", "flag", "name=n0", "name=missing", "grade=1", "grade=3"} <= set(names)
+    numbered = pd.DataFrame(rng.normal(size=(30, 3)))  # integer column names
+    pre2 = Preprocessor().fit(numbered)
+    np.testing.assert_array_equal(pre2.transform(numbered), Preprocessor.from_json(
+        json.loads(json.dumps(pre2.to_json()))).transform(numbered))
+    with pytest.raises(KeyError, match="'2'"):
+        pre2.transform(numbered.drop(columns=[2]))
