@@ -41,6 +41,7 @@ __all__ = [
     "load_model",
     "load_study",
     "torch",
+    "unload_ipython_extension",
 ]
 
 __version__ = "0.1.0"
@@ -88,6 +89,13 @@ def load_ipython_extension(ipython: Any) -> None:
     from nbautoml.notebook.magics import load_ipython_extension as load
 
     load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext nbautoml``: delegates to the notebook front end."""
+    from nbautoml.notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 def _console_frontend(study: Study, background: bool) -> Any:

@@ -184,6 +184,10 @@ class AutoMLMagics(Magics):
         if not background:
             self._publish(entry)
             self._summary(study, first)
+            ran = [t for t in study.trials if t.number >= first and t.state.finished]
+            if ran and all(t.state.value == "FAILED" for t in ran):
+                # every trial failed: something in the cell is broken, so "Run All" / papermill must stop here
+                raise RuntimeError(f"all {len(ran)} trials of {study.name!r} failed; last: {ran[-1].reason}")
 
     def _hook_panel(self, entry: Entry) -> None:
         """The panel's Resume button continues through this magic (fresh namespace snapshot, study_best)."""

@@ -192,7 +192,9 @@ def test_errors_through_run_cell_and_failing_trials(ip: InteractiveShell,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     result = ip.run_cell("%%automl --trials x\nx = hp.float('x', 0, 1)")
     assert isinstance(result.error_in_exec, UsageError)
-    ip.run_cell("%%automl --trials 2 --sampler random\nz = hp.int('z', 1, 3)\nundefined_name + z")
+    failing = ip.run_cell("%%automl --trials 2 --sampler random\nz = hp.int('z', 1, 3)\nundefined_name + z")
+    assert isinstance(failing.error_in_exec, RuntimeError)  # every trial failed: Run All stops here
+    assert "all 2 trials" in str(failing.error_in_exec)
     captured = capsys.readouterr()
     assert "2 of 2 trials failed" in captured.out and "NameError" in captured.out
     assert "undefined_name + z" in captured.err  # the traceback shows the cell's own line
