@@ -9,13 +9,17 @@ warm-up study (the first trial on each worker pays for imports and the worker's 
 default journal (fsync per record) in a temporary folder, the random sampler, and ``show=False``.
 
 - *Overhead per trial*: N trials of a ``sleep(d)`` objective, d = 0 and 0.25 s. The thread runner runs them with
-  ``parallel=1`` (its overhead: ``wall / N - d``); Dask with ``parallel=2`` (a worker slot's overhead:
-  ``2 * wall / N - d``, the time each trial holds a slot beyond its work), and the trial's own duration as the
-  driver records it (submit to result) less d. Median over the repeats.
+  ``parallel=1`` (its overhead: ``wall / N - d``) and ``parallel=2``; Dask with ``parallel=2``. With two slots a
+  slot's overhead is ``2 * wall / N - d``, the time each trial holds a slot beyond its work; it includes the study
+  loop's own work (journal fsyncs, the sampler), which is the same for both runners, so **Dask's overhead** is
+  its slot overhead less the thread runner's at ``parallel=2``. Also shown: the trial's duration as the driver
+  records it (submit to result) less d, and bare Dask tasks (no study) as the floor. Median over the repeats.
 - *Per report*: trials of 10 ``report()`` calls and no work, without a scheduler (reports are fire-and-forget)
   and with ASHA (each report waits for the driver's answer, so a prune is seen at once).
-- *Speed-up*: a CPU-bound objective, once a torch matmul loop (``torch.set_num_threads(1)``, releases the GIL)
-  and once pure Python (holds the GIL): thread runner ``parallel=1`` and ``parallel=2`` vs Dask ``parallel=2``.
+- *Speed-up*: a CPU-bound objective of about 0.4 CPU-seconds, once a torch matmul loop
+  (``torch.set_num_threads(1)``, releases the GIL) and once pure Python (holds the GIL): thread runner
+  ``parallel=1`` and ``parallel=2`` vs Dask ``parallel=2``, and the CPU cores the trials actually got (their CPU
+  seconds per wall second): on a shared machine the speed-up can be no better than that.
 """
 
 from __future__ import annotations
@@ -49,21 +53,23 @@ def reporter(trial: Any) -> None:
             break
 
 
-def torch_work(trial: Any) -> float:
+def torch_work(trial: Any) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(1)
+    cpu = time.thread_time()
     a = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
     for _ in range(trial.params["n"]):
         a = torch.tanh(a @ a / 16.0)
-    return float(a.mean()) + trial.params["x"]
+    return {"value": float(a.mean()) + trial.params["x"], "cpu": time.thread_time() - cpu}
 
 
-def python_work(trial: Any) -> float:
+def python_work(trial: Any) -> dict[str, float]:
+    cpu = time.thread_time()
     total = 0.0
     for i in range(trial.params["n"]):
         total += (i % 7) * 0.5
-    return total * 1e-9 + trial.params["x"]
+    return {"value": total * 1e-9 + trial.params["x"], "cpu": time.thread_time() - cpu}
 
 
 # ---- measuring -------------------------------------------------------------------------------------------
@@ -113,14 +119,12 @@ def bare_dask(client: Any, n: int, d: float) -> float:
 
 
 def calibrate(objective: Any, seconds: float) -> int:
-    """Work units that take about ``seconds`` in this process."""
+    """Work units that take about ``seconds`` of CPU in this process."""
     from nbautoml.engine.trial import Trial
 
-    n = 1000
+    n = 10
     while True:
-        start = time.perf_counter()
-        objective(Trial(0, {"x": 0.0, "n": n}))
-        took = time.perf_counter() - start
+        took = objective(Trial(0, {"x": 0.0, "n": n}))["cpu"]
         if took > 0.05:
             return max(1, int(n * seconds / took))
         n *= 4
@@ -171,21 +175,26 @@ def main() -> None:
         "",
         f"## Overhead per trial ({n} trials, median of {args.repeats})",
         "",
-        "| objective | thread runner, parallel=1 | Dask, parallel=2: per worker slot | Dask: trial latency "
-        "| bare Dask tasks (floor) |",
-        "|---|---|---|---|---|",
+        "| objective | threads, parallel=1: per trial | threads, parallel=2: per slot | Dask, parallel=2: per slot "
+        "| **Dask overhead** (slot, Dask − threads) | Dask trial latency | bare Dask tasks, per slot |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| sleep {d:g} s | {t * 1e3:.1f} ms | {s * 1e3:.1f} ms | {lat * 1e3:.1f} ms | {b * 1e3:.1f} ms |"
-        for d, t, s, lat, b in rows
+        f"| sleep {d:g} s | {t1 * 1e3:.1f} ms | {t2 * 1e3:.1f} ms | {s * 1e3:.1f} ms | **{(s - t2) * 1e3:.1f} ms** "
+        f"| {lat * 1e3:.1f} ms | {b * 1e3:.1f} ms |"
+        for d, t1, t2, s, lat, b in rows
     ]
     lines += ["", "## Per report (trial duration with 20 reports less with none, / 20)", "",
               "| scheduler | thread runner | Dask |", "|---|---|---|"]
     lines += [f"| {label} | {t * 1e3:.2f} ms | {d * 1e3:.2f} ms |" for label, t, d in reports]
     lines += ["", "## Speed-up of a CPU-bound objective (wall time of parallel=1 threads / of the runner)", "",
-              "| objective | trials | s/trial, 1 thread | threads, parallel=2 | Dask, parallel=2 |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {label} | {k} | {s:.2f} | x{t:.2f} | x{d:.2f} |" for label, k, s, t, d in speed]
+              "| objective | trials | s/trial, 1 thread | threads, parallel=2 | Dask, parallel=2 "
+              "| CPU cores the trials got: 1 thread / 2 threads / Dask |",
+              "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {label} | {k} | {s:.2f} | x{t:.2f} | x{d:.2f} | {' / '.join(f'{c:.2f}' for c in cores)} |"
+        for label, k, s, t, d, cores in speed
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out != "-":
@@ -201,17 +210,19 @@ def measure(client: Any, n: int, repeats: int) -> Any:
     load_before = os.getloadavg()[0]
     rows = []
     for d in (0.0, 0.25):
-        thread, slot, latency, bare = [], [], [], []
+        thread, threads, slot, latency, bare = [], [], [], [], []
         for _ in range(repeats):
             wall, _study = run(sleeper, n, 1, "thread", d=d)
             thread.append(wall / n - d)
+            wall, _study = run(sleeper, n, 2, "thread", d=d)
+            threads.append(2 * wall / n - d)
             wall, study = run(sleeper, n, 2, client, d=d)
             slot.append(2 * wall / n - d)
             latency.append(median_duration(study) - d)
             bare.append(bare_dask(client, n, d))
-        row = (d, *(statistics.median(x) for x in (thread, slot, latency, bare)))
+        row = (d, *(statistics.median(x) for x in (thread, threads, slot, latency, bare)))
         rows.append(row)
-        print(f"sleep {d}s: thread {row[1] * 1e3:.1f} ms, dask slot {row[2] * 1e3:.1f} ms (bare {row[4] * 1e3:.1f})")
+        print(f"sleep {d}s: threads slot {row[2] * 1e3:.1f} ms, dask slot {row[3] * 1e3:.1f} ms", flush=True)
 
     load_after = os.getloadavg()[0]
     reports = []
@@ -232,11 +243,14 @@ def measure(client: Any, n: int, repeats: int) -> Any:
         units = calibrate(objective, 0.4)
         client.run(__import__, "torch")  # warm-up: torch imported on every worker
         k = max(8, n // 3)
-        one = run(objective, k, 1, "thread", n=units)[0]
-        two = run(objective, k, 2, "thread", n=units)[0]
-        dask_two = run(objective, k, 2, client, n=units)[0]
-        speed.append((label, k, one / k, one / two, one / dask_two))
-        print(f"{label}: threads x{one / two:.2f}, dask x{one / dask_two:.2f}", flush=True)
+        walls, cores = [], []  # cores: CPU seconds the trials got per wall second
+        for runner, parallel in (("thread", 1), ("thread", 2), (client, 2)):
+            wall, study = run(objective, k, parallel, runner, n=units)
+            walls.append(wall)
+            cores.append(sum(t.metrics["cpu"] for t in study.trials) / wall)
+        one, two, dask_two = walls
+        speed.append((label, k, one / k, one / two, one / dask_two, cores))
+        print(f"{label}: threads x{one / two:.2f}, dask x{one / dask_two:.2f}, cores {cores}", flush=True)
 
     return rows, reports, speed, (load_before, load_after)
 
