@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -479,11 +479,15 @@ class Study:
         background: bool = False,
         runner: Any = "thread",
         show: bool = True,
+        batch: int | None = None,
+        group_by: Sequence[str] | None = None,
     ) -> Study:
         """Run trials until ``trials`` have finished in total (COMPLETE + PRUNED + FAILED) or ``timeout`` s pass.
 
         Blocking unless ``background=True``; the kernel's interrupt (KeyboardInterrupt) stops a blocking run:
         the running trials see ``should_stop()`` and end INTERRUPTED, to be re-run on resume.
+        ``batch=K``: ``objective`` is a batch objective (``list[Trial] -> list[value]``) given up to K trials
+        that agree on the ``group_by`` params; ``parallel`` then counts groups (runners/batch.py).
         """
         from nbautoml.engine.runners import start
 
@@ -493,6 +497,8 @@ class Study:
             raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
         if parallel < 1:
             raise ValueError(f"parallel must be >= 1, got {parallel}")
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+            raise ValueError(f"batch must be a positive integer or None, got {batch!r}")
         if self.space is None:
             raise SpaceError(f"study {self.name!r} has no search space: pass space=... to Study")
         with self._lock:
@@ -510,7 +516,8 @@ class Study:
             except Exception:
                 log.exception("study %r: the front end failed to start; the search runs without it", self.name)
         try:
-            self._thread = start(self, objective, trials=trials, timeout=timeout, parallel=parallel, runner=runner)
+            self._thread = start(self, objective, trials=trials, timeout=timeout, parallel=parallel, runner=runner,
+                                 batch=batch, group_by=group_by)
         except BaseException:
             self._finished_run(StudyState.STOPPED, "the runner failed to start")
             self._run_ended()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,11 +21,24 @@ def start(
     timeout: float | None,
     parallel: int,
     runner: Any = "thread",
+    batch: int | None = None,
+    group_by: Sequence[str] | None = None,
 ) -> threading.Thread:
     """Start the study's loop on its worker thread and return the thread."""
     from nbautoml.engine.runners.thread import ThreadRunner, TrialExecutor
 
     executor: Any
+    if batch is not None:  # a batch objective: groups of trials per task (runners/batch.py)
+        if runner not in ("thread", None):
+            raise ValueError("batch= runs on the thread runner; use runner='thread'")
+        from nbautoml.engine.runners.batch import BatchExecutor, BatchRunner
+
+        batch_objective: Any = objective  # list[Trial] -> list[value]
+        batch_loop = BatchRunner(study, batch_objective, BatchExecutor(parallel, study.name), trials=trials,
+                                 timeout=timeout, parallel=parallel, batch=batch, group_by=group_by)
+        thread = threading.Thread(target=batch_loop.run, name=f"nbautoml-{study.name}", daemon=True)
+        thread.start()
+        return thread
     if runner in ("thread", None):
         executor = TrialExecutor(parallel, study.name)
     elif runner == "dask" or hasattr(runner, "submit") or (isinstance(runner, str) and "://" in runner):
