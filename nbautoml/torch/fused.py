@@ -1,0 +1,488 @@
+"""K configurations of one architecture trained as one fused model: GPU throughput, and a CPU gain too.
+
+A small model leaves a GPU idle between kernel launches (FACTS.md: a digits MLP takes ~940 ms one at a time on
+an H100, ~6 ms each when 256 are fused). Here K MLPs that share every structural param run as stacked
+tensors (:mod:`._fused_layers`: batched matmuls, a per-member optimizer), while each stays a trial of its own.
+
+``train_fused(members, data, *, kind="mlp", input_shape=None, n_outputs, epochs=20, batch_size=64,
+optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9, schedule="none", warmup_epochs=0,
+early_stopping=None, grad_clip=None, device="auto", seed=0, task="auto", val_split=0.2, metric=None,
+mode=None, amp=True, schedule_options=None, rng="auto", checkpoint_every=1, params=None) -> list[TrainResult]``
+
+* ``members``: Trials or param dicts; ``params`` may override what each member's params are. Per member,
+  ``lr``, ``weight_decay``, ``momentum``, ``schedule``, ``warmup_epochs``, ``seed`` and ``dropout`` come from
+  its params when present (else the keyword). ``batch_size``, ``optimizer`` and the architecture must agree
+  (ValueError otherwise: group by them). ``input_shape`` defaults to X's per-sample shape.
+* Each member is built by :func:`~nbautoml.torch.models.build` right after ``torch.manual_seed(seed)`` and
+  trains exactly like ``train(model, data, seed=seed, ...)`` does: its own shuffling, its own validation split
+  when ``data`` is ``(X, y)``, its own dropout masks (``rng="exact"``, the CPU default; on CUDA "fast", one
+  draw for the group) — so fused and one-by-one results agree to float rounding (tests/torch_layer).
+  Seeds: ``params["seed"]``, else ``seed[i]`` for a sequence, else :func:`trial_seed` (fit's rule) for a
+  Trial, else ``seed + i``.
+* A Trial member reports DESIGN.md's metrics every epoch (``epoch_seconds`` and ``peak_memory_mb`` are the
+  group's), checks its own ``should_stop()`` at each epoch end (and the study-wide stop between batches),
+  stops on early stopping / divergence, and writes ``best.pt`` and ``checkpoint.pt`` in its
+  ``checkpoint_dir`` in train()'s format (its save helpers; ``train`` can resume a fused checkpoint and vice
+  versa). A stopped member leaves the fused tensors at once. ``checkpoint_every=None`` skips checkpoint.pt
+  (a stopped trial then restarts from epoch 0 on resume) — worth it for large K on a GPU, where K files
+  per epoch cost more than the epoch.
+* Returns one :class:`~nbautoml.torch.train.TrainResult` per member (its best epoch's weights on the CPU).
+
+``batch_objective(data, *, n_outputs, kind="mlp", family=None, defaults=None, epochs=20, seed=0,
+min_group=1, **options) -> objective_batch`` makes the batch objective ``study.optimize(objective_batch, batch=K,
+group_by=structural(space))`` runs. ``data`` is the data or ``data(params) -> data`` (called once per group:
+preprocessing params are structural); ``defaults`` are params the space does not search (a trial's own win);
+``family(params) -> (kind, arch_params)`` maps prefixed spaces (fit's
+:func:`~nbautoml.torch.results.family_of`); ``options`` are ``train_fused``'s keywords (defaults for params the
+space lacks). Trials that differ in a non-fusable param are split into sub-groups; families other than MLP,
+and groups smaller than ``min_group``, train one by one with :func:`~nbautoml.torch.train.train`. A sub-group
+that runs out of memory is retried in halves; another error fails that sub-group's trials only.
+Holdout data only (fit's ``cv`` folds are not fused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from nbautoml.engine.runners.batch import halving
+from nbautoml.engine.trial import Trial, using_trial
+from nbautoml.torch import _fitdata as fd
+from nbautoml.torch import models
+from nbautoml.torch._fused_layers import FusedEvaluator, FusedNet, FusedOptimizer, member_losses
+from nbautoml.torch._optim import LRSchedule, make_optimizer
+from nbautoml.torch.train import (
+    _FORMAT,
+    BEST,
+    CHECKPOINT,
+    TrainResult,
+    _atomic_save,
+    _better,
+    _cpu_state,
+    _default_mode,
+    _device,
+    _fits,
+    _load_checkpoint,
+    _peak_mb,
+    _place,
+    _positive_int,
+    _resume,
+    _State,
+    train,
+)
+
+__all__ = ["FUSABLE", "FUSED_KINDS", "batch_objective", "structural", "train_fused", "trial_seed"]
+
+FUSED_KINDS = ("mlp",)
+FUSABLE = ("lr", "weight_decay", "momentum", "dropout", "seed", "schedule", "warmup_epochs")
+"""Params that may differ inside a fused group; every other param of a space is structural."""
+_HYPER = ("lr", "weight_decay", "momentum", "schedule", "warmup_epochs")
+
+
+def _structural(name: str) -> bool:
+    return name not in FUSABLE and not name.endswith("_dropout")
+
+
+def structural(names: Iterable[str]) -> list[str]:
+    """The ``group_by`` for a space (or its names): everything but :data:`FUSABLE` (and ``<family>_dropout``)."""
+    return [n for n in names if _structural(n)]
+
+
+def trial_seed(base: int, trial: Trial) -> int:
+    """A trial's training seed: fit's rule for fold 0, so a fused trial equals fit's one-by-one one."""
+    return base * 100003 + trial.number * 101
+
+
+class _Member:
+    """One configuration of a fused group: its trial, reference model, optimizer format, schedule, RNGs."""
+
+    def __init__(self, pos: int, trial: Trial | None, params: dict[str, Any], seed: int, hyper: dict[str, Any]):
+        self.pos, self.trial, self.params, self.seed, self.hyper = pos, trial, params, seed, hyper
+        self.split_seed = seed
+        self.state = _State()
+        self.ckpt: dict[str, Any] | None = None
+        self.shuffle = torch.Generator()
+        self.shuffle.manual_seed(seed)
+        self.folder = trial.checkpoint_dir if trial is not None else None
+        self.ref: torch.nn.Module
+        self.opt: torch.optim.Optimizer
+        self.sched: LRSchedule
+        self.gen: torch.Generator | None = None
+
+    @property
+    def epoch(self) -> int:
+        return self.state.start
+
+
+def _shared(params: list[dict[str, Any]], name: str, default: Any) -> Any:
+    values = {json.dumps(p.get(name, default), default=str) for p in params}
+    if len(values) > 1:
+        raise ValueError(f"{name!r} differs inside a fused group ({sorted(values)}): group trials by it")
+    return params[0].get(name, default)
+
+
+def _seed_of(i: int, params: Mapping[str, Any], trial: Trial | None, seed: int | Sequence[int] | None) -> int:
+    if "seed" in params:
+        return int(params["seed"])
+    if isinstance(seed, Sequence):
+        return int(seed[i])
+    if seed is None:
+        return int(torch.randint(0, 2**62, (1,)).item())
+    return trial_seed(seed, trial) if trial is not None else seed + i
+
+
+def _rows(t: torch.Tensor, rows: torch.Tensor | None, sl: slice, k: int) -> torch.Tensor:
+    """(K, b, ...) slice of a member-shared tensor, or of per-member rows of it."""
+    if rows is None:
+        part = t[sl]
+        return part.unsqueeze(0).expand(k, *part.shape)
+    return t[rows[:, sl]]
+
+
+def train_fused(members: Sequence[Trial | Mapping[str, Any]], data: Any, *, kind: str = "mlp",
+                input_shape: Sequence[int] | int | None = None, n_outputs: int, epochs: int = 20,
+                batch_size: int = 64, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
+                momentum: float = 0.9, schedule: str = "none", warmup_epochs: int = 0,
+                early_stopping: int | None = None, grad_clip: float | None = None,
+                device: str | torch.device = "auto", seed: int | Sequence[int] | None = 0, task: str = "auto",
+                val_split: float = 0.2, metric: str | None = None, mode: str | None = None, amp: bool = True,
+                schedule_options: Mapping[str, float] | None = None, rng: str = "auto",
+                checkpoint_every: int | None = 1, params: Sequence[Mapping[str, Any]] | None = None,
+                verbose: bool = False) -> list[TrainResult]:
+    """Train the members as one fused model; see the module docstring for the rules."""
+    if kind not in FUSED_KINDS:
+        raise ValueError(f"fused training covers {list(FUSED_KINDS)}, not {kind!r}: train it with train()")
+    if not members:
+        return []
+    _positive_int("epochs", epochs)
+    _positive_int("early_stopping", early_stopping, allow_none=True)
+    _positive_int("checkpoint_every", checkpoint_every, allow_none=True)
+    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
+        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
+    if not (isinstance(val_split, (int, float)) and 0 < val_split < 1):
+        raise ValueError(f"val_split must be between 0 and 1, got {val_split!r}")
+    if mode is not None and mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    if rng not in ("auto", "exact", "fast"):
+        raise ValueError(f"rng must be 'auto', 'exact' or 'fast', got {rng!r}")
+    trials = [m if isinstance(m, Trial) else None for m in members]
+    plist = [dict(params[i]) if params is not None else dict(t.params if t is not None else m)  # type: ignore[arg-type]
+             for i, (m, t) in enumerate(zip(members, trials, strict=True))]
+    batch_size = int(_shared(plist, "batch_size", batch_size))
+    _positive_int("batch_size", batch_size)
+    optimizer = str(_shared(plist, "optimizer", optimizer))
+    defaults = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "schedule": schedule,
+                "warmup_epochs": warmup_epochs}
+    group = [_Member(i, t, p, _seed_of(i, p, t, seed), {h: p.get(h, defaults[h]) for h in _HYPER})
+             for i, (t, p) in enumerate(zip(trials, plist, strict=True))]
+    arch = {json.dumps({k: v for k, v in models.arch_params(kind, p).items() if k != "dropout"}, default=str)
+            for p in plist}
+    if len(arch) > 1:
+        raise ValueError(f"the architectures differ inside a fused group: {sorted(arch)}")
+    dev = _device(device)
+    rng = ("exact" if dev.type == "cpu" else "fast") if rng == "auto" else rng
+    x, y, explicit_val = fd.unpack(data)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"need matching X and y with at least 2 samples, got {len(x)} and {len(y)}")
+    shape = tuple(x.shape[1:]) if input_shape is None else input_shape
+    with torch.random.fork_rng(devices=[]):
+        for m in group:
+            torch.manual_seed(m.seed)
+            m.ref = models.build(kind, m.params, shape, n_outputs)
+    head = group[0].ref
+    head.eval()
+    with torch.no_grad():
+        out_dim = int(head(x[:2]).reshape(2, -1).shape[1])
+    resolved = fd.resolve_task(task, y, out_dim)
+    names = fd.metric_names(resolved)
+    first = next((t for t in trials if t is not None), None)
+    if metric is None:
+        metric, mode = (first.metric, mode or first.mode) if first is not None and first.metric in names \
+            else ("val_loss", mode)
+    elif metric not in names:
+        raise ValueError(f"metric {metric!r} is not reported for {resolved}; choose from {list(names)}")
+    mode = mode or _default_mode(metric)
+    for m in group:
+        if m.trial is not None and m.trial.resume_step > 0:
+            m.ckpt = _load_checkpoint(m.trial)
+            m.split_seed = m.ckpt.get("split_seed", m.seed) if m.ckpt is not None else m.seed
+    # the data: one copy for the group; per-member rows only where members' own splits differ
+    stratify = resolved != "regression"
+    tr_rows: torch.Tensor | None = None
+    va_rows: torch.Tensor | None = None
+    if explicit_val is None:
+        splits = {s: fd.split(y, float(val_split), s, stratify=stratify) for s in {m.split_seed for m in group}}
+        y_all = fd.targets(y, resolved, out_dim, "y")
+        if len(splits) == 1:
+            tr, va = next(iter(splits.values()))
+            x_tr, y_tr, x_va, y_va = x[tr], y_all[tr], x[va], y_all[va]
+        else:
+            x_tr = x_va = x
+            y_tr = y_va = y_all
+            tr_rows = torch.stack([splits[m.split_seed][0] for m in group])
+            va_rows = torch.stack([splits[m.split_seed][1] for m in group])
+    else:
+        x_tr, x_va = x, explicit_val[0]
+        y_tr = fd.targets(y, resolved, out_dim, "y")
+        y_va = fd.targets(explicit_val[1], resolved, out_dim, "y_val")
+    n_tr = len(x_tr) if tr_rows is None else tr_rows.shape[1]
+    n_va = len(x_va) if va_rows is None else va_rows.shape[1]
+    has_bn = any(isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) for mod in head.modules())
+    drop_last = has_bn and n_tr % batch_size == 1
+    steps = n_tr // batch_size if drop_last else math.ceil(n_tr / batch_size)
+    seen = n_tr - (1 if drop_last else 0)
+    loss = fd.loss_fn(resolved)
+    for m in group:
+        hp = m.hyper
+        m.opt = make_optimizer(optimizer, m.ref.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"],
+                               momentum=hp["momentum"])
+        m.sched = LRSchedule(m.opt, str(hp["schedule"]), epochs=epochs, steps_per_epoch=steps,
+                             warmup_epochs=int(hp["warmup_epochs"]), mode=mode, options=schedule_options)
+        if rng == "exact":
+            m.gen = torch.Generator(dev)
+            m.gen.manual_seed(m.seed)
+        if m.folder is not None:
+            m.folder.mkdir(parents=True, exist_ok=True)
+        if m.ckpt is not None and m.trial is not None:
+            _resume(m.trial, m.ckpt, m.state, m.ref, m.opt, m.sched, m.shuffle)
+            if m.gen is not None and m.gen.device.type == "cpu":
+                m.gen.set_state(m.ckpt["rng"]["torch"])
+    use_amp = amp and dev.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+
+    active = [m for m in group if m.epoch < epochs]
+    net = fopt = None
+    try:
+        fits = _fits([x_tr, y_tr, x_va, y_va], dev)
+        x_tr, y_tr, x_va, y_va = (_place(t, dev, fits) for t in (x_tr, y_tr, x_va, y_va))
+        tr_rows, va_rows = (r.to(x_tr.device) if r is not None else None for r in (tr_rows, va_rows))
+        if active:
+            net = FusedNet([m.ref for m in active], dev, rng, [m.gen for m in active])
+            fopt = FusedOptimizer(optimizer, net.params, lr=[m.hyper["lr"] for m in active],
+                                  weight_decay=[m.hyper["weight_decay"] for m in active],
+                                  momentum=[m.hyper["momentum"] for m in active])
+            for pos, m in enumerate(active):
+                if m.ckpt is not None:
+                    fopt.load(pos, m.opt, net.layout)
+        scheduled = any(m.hyper["schedule"] != "none" or int(m.hyper["warmup_epochs"]) > 0 for m in group)
+        while active and net is not None and fopt is not None:
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            began = time.perf_counter()
+            order = torch.stack([torch.randperm(n_tr, generator=m.shuffle) for m in active]).to(x_tr.device)
+            idx = order if tr_rows is None else tr_rows[_positions(active)].gather(1, order)
+            factors = (torch.tensor([[m.sched.factor(m.epoch, b) for b in range(steps)] for m in active],
+                                    dtype=torch.float64, device=dev) if scheduled else None)
+            total = torch.zeros(len(active), device=dev)
+            for b in range(steps):
+                quit_now = _stopping(active, mid_epoch=True)
+                if quit_now:
+                    keep = [i for i, m in enumerate(active) if i not in quit_now]
+                    for i in quit_now:
+                        active[i].state.stopped = "pruned" if active[i].trial.pruned else "stopped"  # type: ignore[union-attr]
+                    active = [active[i] for i in keep]
+                    if not active:
+                        break
+                    net.select(keep)
+                    fopt.select(keep)
+                    sel = torch.tensor(keep, device=dev)
+                    idx, total = idx.index_select(0, sel.to(idx.device)), total.index_select(0, sel)
+                    factors = factors.index_select(0, sel) if factors is not None else None
+                batch = idx[:, b * batch_size:(b + 1) * batch_size]
+                xb, yb = x_tr[batch].to(dev, non_blocking=True), y_tr[batch].to(dev, non_blocking=True)
+                with autocast():
+                    out = net(xb, training=True)
+                per = member_losses(loss, out, yb)
+                net.zero_grad()
+                per.sum().backward()
+                if grad_clip is not None:
+                    net.clip_grad_norm(float(grad_clip))
+                fopt.step(net.params, factors[:, b] if factors is not None else None)
+                total += per.detach() * batch.shape[1]
+            if not active:
+                break
+            rows = va_rows[_positions(active)] if va_rows is not None else None
+            y_mean = None
+            if resolved == "regression":
+                y_full = _rows(y_va, rows, slice(0, n_va), len(active)).float()
+                y_mean = y_full.reshape(len(active), n_va, -1).mean(dim=1).to(dev)
+            evaluator = FusedEvaluator(resolved, y_mean)
+            eval_batch = max(batch_size, 256)
+            with torch.no_grad():
+                for i in range(0, n_va, eval_batch):
+                    sl = slice(i, i + eval_batch)
+                    xv = _rows(x_va, rows, sl, len(active)).to(dev)
+                    yv = _rows(y_va, rows, sl, len(active)).to(dev)
+                    with autocast():
+                        out = net(xv, training=False)
+                    evaluator.update(out, yv)
+            vals = evaluator.result()
+            train_losses = (total / seen).tolist()
+            shared = {"epoch_seconds": time.perf_counter() - began, "peak_memory_mb": _peak_mb(dev)}
+            finished = _epoch_end(active, vals, train_losses, shared, net, fopt, metric, mode, resolved,
+                                  epochs, early_stopping, checkpoint_every, verbose)
+            if finished:
+                keep = [i for i in range(len(active)) if i not in finished]
+                active = [active[i] for i in keep]
+                if active:
+                    net.select(keep)
+                    fopt.select(keep)
+        for m in group:
+            if m.state.best_weights is not None:
+                m.ref.load_state_dict(m.state.best_weights)
+    finally:  # also on errors (CUDA OOM): drop what pins device memory and give it back
+        net = fopt = None
+        x_tr = y_tr = x_va = y_va = tr_rows = va_rows = None  # type: ignore[assignment]
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return [TrainResult(m.state.best_metrics, model=m.ref, history=m.state.history, best_epoch=m.state.best_epoch,
+                        stopped=m.state.stopped, task=resolved,
+                        best_path=m.folder / BEST if m.folder is not None and m.state.best_epoch is not None
+                        else None) for m in group]
+
+
+def _positions(active: list[_Member]) -> list[int]:
+    """Where the active members sit in the group (their rows of per-member data)."""
+    return [m.pos for m in active]
+
+
+def _stopping(active: list[_Member], mid_epoch: bool) -> list[int]:
+    """Positions of members whose trial says stop. Between batches only a user stop can arrive (a prune is
+    decided at a report), and it reaches every trial of the study: one probe, the rest only when it fires."""
+    with_trial = [i for i, m in enumerate(active) if m.trial is not None]
+    if not with_trial:
+        return []
+    if mid_epoch and not active[with_trial[0]].trial.should_stop():  # type: ignore[union-attr]
+        return []
+    return [i for i in with_trial if active[i].trial.should_stop()]  # type: ignore[union-attr]
+
+
+def _epoch_end(active: list[_Member], vals: list[dict[str, float]], train_losses: list[float],
+               shared: dict[str, float], net: FusedNet, fopt: FusedOptimizer, metric: str, mode: str, task: str,
+               epochs: int, early_stopping: int | None, checkpoint_every: int | None, verbose: bool) -> list[int]:
+    """Each member's report, best epoch, best.pt / checkpoint.pt and stop decision; returns who is done."""
+    host: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+    opt_host: Any = None
+    done: list[int] = []
+    for pos, m in enumerate(active):
+        epoch, st = m.epoch, m.state
+        metrics = {"val_loss": vals[pos]["val_loss"], "train_loss": train_losses[pos], **shared,
+                   **{k: v for k, v in vals[pos].items() if k != "val_loss"}}
+        st.history.append({"epoch": epoch, **metrics})
+        improved = st.best_epoch is None or _better(metrics[metric], st.best_metrics.get(metric), mode)
+        due = m.folder is not None and checkpoint_every is not None and (
+            (epoch + 1) % checkpoint_every == 0 or epoch == epochs - 1)
+        if improved or due:
+            host = host if host is not None else net.host_copy()
+            net.export(host, pos, m.ref)
+        if improved:
+            st.best_epoch, st.best_metrics = epoch, {**metrics, "epoch": epoch}
+            st.best_weights = _cpu_state(m.ref)
+            if m.folder is not None:
+                _atomic_save({"model": st.best_weights, "epoch": epoch, "metrics": metrics, "metric": metric,
+                              "mode": mode, "task": task, "arch": getattr(m.ref, "nbautoml_arch", None)},
+                             m.folder / BEST)
+        m.sched.epoch_end(epoch, metrics[metric])
+        if due and m.folder is not None:
+            opt_host = opt_host if opt_host is not None else fopt.host_state()
+            fopt.export(opt_host, pos, m.opt, net.layout)
+            rng_state = m.gen.get_state() if m.gen is not None and m.gen.device.type == "cpu" \
+                else torch.get_rng_state()
+            _atomic_save({"format": _FORMAT, "epoch": epoch, "model": m.ref.state_dict(),
+                          "optimizer": m.opt.state_dict(), "schedule": m.sched.state_dict(),
+                          "best_epoch": st.best_epoch, "best_metrics": st.best_metrics,
+                          "best_model": None if st.best_epoch == epoch else st.best_weights,
+                          "history": st.history, "rng": {"torch": rng_state, "cuda": [],
+                                                         "shuffle": m.shuffle.get_state()},
+                          "split_seed": m.split_seed}, m.folder / CHECKPOINT)
+        trial = m.trial
+        if trial is not None and (trial.last_step is None or epoch > trial.last_step):
+            trial.report(epoch, **metrics)  # a retried group (after OOM) skips the steps already reported
+        if verbose:
+            print(f"member {m.pos} epoch {epoch + 1}/{epochs}  {metric} {metrics[metric]:.4g}", flush=True)
+        st.start = epoch + 1
+        if not math.isfinite(metrics["train_loss"]):
+            st.stopped = "diverged"
+        elif trial is not None and trial.should_stop():
+            st.stopped = "pruned" if trial.pruned else "stopped"
+        elif early_stopping is not None and st.best_epoch is not None and epoch - st.best_epoch >= early_stopping:
+            st.stopped = "early_stopping"
+        if st.stopped or st.start >= epochs:
+            done.append(pos)
+    return done
+
+
+# ---- the batch objective ------------------------------------------------------------------------------------
+def _input_shape(data: Any) -> tuple[int, ...]:
+    return tuple(fd.unpack(data)[0].shape[1:])
+
+
+def batch_objective(data: Any, *, n_outputs: int, kind: str = "mlp",
+                    family: Callable[[Mapping[str, Any]], tuple[str, Mapping[str, Any]]] | None = None,
+                    defaults: Mapping[str, Any] | None = None, epochs: int = 20, seed: int = 0,
+                    min_group: int = 1, **options: Any) -> Callable[[list[Trial]], list[Any]]:
+    """A batch objective for ``study.optimize(..., batch=K, group_by=structural(space))`` (module docstring)."""
+    allowed = set(inspect.signature(train_fused).parameters) - {"members", "data", "params"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"batch_objective: unknown train_fused options {unknown} (fixed params go in defaults=)")
+    one_by_one = {k: v for k, v in options.items() if k not in ("rng", "checkpoint_every")}
+    fixed = dict(defaults or {})
+
+    def resolve(trial: Trial) -> tuple[str, dict[str, Any]]:
+        params = {**fixed, **trial.params}
+        k, arch = family(params) if family is not None else (kind, params)
+        return k, {**params, **arch}
+
+    def train_one(trial: Trial, k: str, p: dict[str, Any], d: Any) -> dict[str, float]:
+        s = int(p["seed"]) if "seed" in p else trial_seed(seed, trial)
+        torch.manual_seed(s)
+        model = models.build(k, p, one_by_one.get("input_shape") or _input_shape(d), n_outputs)
+        kw = {**{n: v for n, v in one_by_one.items() if n != "input_shape"},
+              **{n: p[n] for n in (*_HYPER, "batch_size", "optimizer") if n in p}}
+        with using_trial(trial):
+            return dict(train(model, d, epochs=epochs, seed=s, trial=trial, **kw))
+
+    def objective_batch(trials: list[Trial]) -> list[Any]:
+        groups: dict[str, list[int]] = {}
+        resolved = [resolve(t) for t in trials]
+        for i, (t, (k, _)) in enumerate(zip(trials, resolved, strict=True)):
+            key = json.dumps([k, {n: v for n, v in t.params.items() if _structural(n)}], sort_keys=True,
+                             default=str)
+            groups.setdefault(key, []).append(i)
+        results: list[Any] = [None] * len(trials)
+        for idxs in groups.values():
+            sub = [trials[i] for i in idxs]
+            k = resolved[idxs[0]][0]
+            try:
+                d = data(sub[0].params) if callable(data) else data
+            except Exception as error:
+                for i in idxs:
+                    results[i] = error
+                continue
+            if k in FUSED_KINDS and len(sub) >= min_group:
+                def run(chunk: list[int], d: Any = d, k: str = k) -> list[dict[str, float]]:
+                    out = train_fused([trials[i] for i in chunk], d, kind=k, n_outputs=n_outputs, epochs=epochs,
+                                      seed=seed, params=[resolved[i][1] for i in chunk], **options)
+                    return [dict(r) for r in out]
+
+                outs = halving(run, idxs)
+            else:  # one at a time; an error (OOM too) fails that trial alone
+                def alone(chunk: list[int], d: Any = d, k: str = k) -> list[dict[str, float]]:
+                    return [train_one(trials[chunk[0]], k, resolved[chunk[0]][1], d)]
+
+                outs = [halving(alone, [i])[0] for i in idxs]
+            for i, value in zip(idxs, outs, strict=True):
+                results[i] = value
+        return results
+
+    return objective_batch
