@@ -41,6 +41,7 @@ import os
 import queue
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -75,19 +76,26 @@ def _cores() -> int:
 
 
 def gpu_devices() -> list[str]:
-    """The driver's visible CUDA devices (as CUDA_VISIBLE_DEVICES entries); torch is imported only if present."""
-    probably_none = not os.path.isdir("/proc/driver/nvidia/gpus") and shutil.which("nvidia-smi") is None
-    if "torch" not in sys.modules and probably_none:
-        return []
-    try:
-        import torch
+    """The driver's visible CUDA devices, as CUDA_VISIBLE_DEVICES entries.
 
-        count = int(torch.cuda.device_count())
+    The engine never imports torch (tests/test_import_rule.py): it asks the torch the user already imported, or
+    else ``nvidia-smi``.
+    """
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None:
+            count = int(torch.cuda.device_count())
+        elif shutil.which("nvidia-smi"):
+            listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=True)
+            count = sum(1 for line in listed.stdout.splitlines() if line.startswith("GPU "))
+        else:
+            count = 0
     except Exception:
         return []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [d.strip() for d in visible.split(",") if d.strip()] if visible is not None else []
-    return (ids or [str(i) for i in range(count)])[:count]
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip()][:count]
+    return [str(i) for i in range(count)]
 
 
 def start_local_cluster(parallel: int, devices: list[str] | None = None) -> Any:

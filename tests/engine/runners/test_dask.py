@@ -22,7 +22,12 @@ cloudpickle = pytest.importorskip("cloudpickle")
 psutil = pytest.importorskip("psutil")
 
 import nbautoml as na  # noqa: E402
-from nbautoml.engine.runners.dask import MAX_WORKER_DEATHS, gpu_worker_options, start_local_cluster  # noqa: E402
+from nbautoml.engine.runners.dask import (  # noqa: E402
+    MAX_WORKER_DEATHS,
+    gpu_devices,
+    gpu_worker_options,
+    start_local_cluster,
+)
 from nbautoml.engine.schedulers import ASHA  # noqa: E402
 from nbautoml.engine.study import StudyState  # noqa: E402
 from nbautoml.engine.trial import Trial, TrialState  # noqa: E402
@@ -256,6 +261,15 @@ def test_an_address_uses_an_existing_cluster_and_its_retry_of_a_dead_workers_tas
     assert study.n_finished == 4 and any(t.resumed_from == victim for t in study.trials)
     assert client.status == "running"  # the study's own client closed; the user's cluster stays
     wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, 30)
+
+
+def test_gpus_are_counted_by_the_users_torch_without_importing_it(monkeypatch):
+    cuda = type("cuda", (), {"device_count": staticmethod(lambda: 2)})
+    monkeypatch.setitem(sys.modules, "torch", type("torch", (), {"cuda": cuda}))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpu_devices() == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert gpu_devices() == ["3", "5"]
 
 
 def test_one_trial_per_gpu_worker_each_seeing_its_own_device():
