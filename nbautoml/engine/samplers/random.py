@@ -1,43 +1,100 @@
-"""Random search: independent seeded draws from the space (log dimensions drawn log-uniformly)."""
+"""Random search: independent draws from the space (log-uniform for log dimensions), seeded.
+
+It is the baseline every model-based sampler has to beat, and the sampler of choice for very cheap
+objectives. A point already told or pending is drawn again rather than repeated (in a continuous space that
+never happens; in a small discrete one it would waste trials), and a finite space that is fully covered
+returns fewer points than asked, finally none, which the study reads as "exhausted".
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from nbautoml.engine.samplers.base import Observation
-from nbautoml.space import Space
+from nbautoml.engine.samplers.base import Observation, Params
+from nbautoml.space import Choice, Int, Space
 
-__all__ = ["RandomSampler"]
+__all__ = ["RandomSampler", "point_key", "space_size"]
+
+_ATTEMPTS = 64  # draws per point before a finite space is enumerated instead
+
+
+def point_key(params: Params) -> str:
+    """A hashable identity for normalised params (Choice options may be lists, which do not hash)."""
+    return json.dumps([params[name] for name in sorted(params)], sort_keys=True)
+
+
+def space_size(space: Space) -> float:
+    """How many distinct points ``space`` has (inf when it has a Real dimension)."""
+    size = 1
+    for dim in space.values():
+        if isinstance(dim, Choice):
+            size *= len(dim.options)
+        elif isinstance(dim, Int):
+            size *= int(dim.high) - int(dim.low) + 1
+        else:
+            return math.inf
+    return size
 
 
 class RandomSampler:
+    """Uniform random points; the same seed and the same tells give the same asks."""
+
     name = "random"
 
     def __init__(self, space: Space, seed: int | None = None) -> None:
         self.space = space
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
+        self._told: set[str] = set()
+        self._size = space_size(space)
 
-    def ask(self, n: int = 1, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-        taken = {json.dumps(p, sort_keys=True) for p in pending}
-        out: list[dict[str, Any]] = []
-        for _ in range(100 * max(n, 1)):
-            if len(out) >= n:
+    def ask(self, n: int = 1, pending: Sequence[Params] = ()) -> list[Params]:
+        seen = set(self._told)
+        for params in pending:
+            point = self.space.project(params)
+            if point is not None:
+                seen.add(point_key(point))
+        out: list[Params] = []
+        for _ in range(max(n, 0)):
+            if len(seen) >= self._size:
                 break
-            params = self.space.sample(self._rng)[0]
-            key = json.dumps(params, sort_keys=True)
-            if key not in taken:  # a tiny discrete space may run out of new points: repeats are then allowed
-                taken.add(key)
-                out.append(params)
-        while len(out) < n:
-            out.append(self.space.sample(self._rng)[0])
+            point = self._draw(seen)
+            if point is None:
+                break
+            seen.add(point_key(point))
+            out.append(point)
         return out
 
-    def tell(self, params: dict[str, Any], value: float | None) -> None:
-        """Random search learns nothing from results."""
+    def tell(self, params: Params, value: float | None) -> None:
+        point = self.space.project(params)
+        if point is not None:
+            self._told.add(point_key(point))
 
     def tell_many(self, observations: Sequence[Observation]) -> None:
-        """Random search learns nothing from results."""
+        for params, value in observations:
+            self.tell(params, value)
+
+    def _draw(self, seen: set[str]) -> Params | None:
+        for _ in range(_ATTEMPTS):
+            point = self.space.sample(self._rng)[0]
+            if point_key(point) not in seen:
+                return point
+        if self._size > 1_000_000:  # a huge finite space this crowded: give up rather than enumerate it
+            return None
+        names = list(self.space)
+        axes = [
+            dim.options if isinstance(dim, Choice) else range(int(dim.low), int(dim.high) + 1)  # type: ignore[attr-defined]
+            for dim in self.space.values()
+        ]
+        free = [p for p in (dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes))
+                if point_key(p) not in seen]
+        return free[int(self._rng.integers(len(free)))] if free else None
+
+    def __repr__(self) -> str:
+        return f"RandomSampler(told={len(self._told)}, seed={self.seed!r})"
+
