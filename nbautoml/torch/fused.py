@@ -29,15 +29,22 @@ mode=None, amp=True, schedule_options=None, rng="auto", checkpoint_every=1, para
 * Returns one :class:`~nbautoml.torch.train.TrainResult` per member (its best epoch's weights on the CPU).
 
 ``batch_objective(data, *, n_outputs, kind="mlp", family=None, defaults=None, epochs=20, seed=0,
-min_group=1, **options) -> objective_batch`` makes the batch objective ``study.optimize(objective_batch, batch=K,
-group_by=structural(space))`` runs. ``data`` is the data or ``data(params) -> data`` (called once per group:
-preprocessing params are structural); ``defaults`` are params the space does not search (a trial's own win);
-``family(params) -> (kind, arch_params)`` maps prefixed spaces (fit's
-:func:`~nbautoml.torch.results.family_of`); ``options`` are ``train_fused``'s keywords (defaults for params the
-space lacks). Trials that differ in a non-fusable param are split into sub-groups; families other than MLP,
-and groups smaller than ``min_group``, train one by one with :func:`~nbautoml.torch.train.train`. A sub-group
-that runs out of memory is retried in halves; another error fails that sub-group's trials only.
-Holdout data only (fit's ``cv`` folds are not fused).
+min_group=1, group_size=None, **options) -> objective_batch`` makes the batch objective that
+``study.optimize(objective_batch, batch=K, group_by=structural(space))`` runs:
+
+* ``data``: the data, or ``data(params) -> data``, called once per group (preprocessing params are structural).
+* ``defaults``: params the space does not search (a trial's own value wins).
+* ``family(params) -> (kind, arch_params)``: maps prefixed spaces (fit's
+  :func:`~nbautoml.torch.results.family_of`); ``options``: ``train_fused``'s keywords (defaults for params
+  the space lacks: ``batch_size``, ``optimizer``, ``lr``..., and ``early_stopping``, ``grad_clip``, ``task``,
+  ``metric``, ``device``, ``checkpoint_every``...). Unknown keywords raise TypeError at once.
+* ``group_size=G``: the study asks in blocks of G points that share their structural params
+  (:mod:`nbautoml.engine.runners.batch`); without it, independently drawn points rarely share an
+  architecture and groups stay small.
+* Trials that differ in a non-fusable param are split into sub-groups; families other than MLP, and groups
+  smaller than ``min_group``, train one by one with :func:`~nbautoml.torch.train.train` (same seeds). A
+  sub-group that runs out of memory is retried in halves; another error fails that sub-group's trials only.
+  Holdout data only (fit's ``cv`` folds are not fused).
 """
 
 from __future__ import annotations
@@ -57,15 +64,20 @@ from nbautoml.engine.trial import Trial, using_trial
 from nbautoml.torch import _fitdata as fd
 from nbautoml.torch import models
 from nbautoml.torch._fused_layers import FusedEvaluator, FusedNet, FusedOptimizer, member_losses
+from nbautoml.torch._fused_members import (
+    Member,
+    epoch_end,
+    member_seed,
+    positions,
+    shared_param,
+    stopping,
+    take_rows,
+    trial_seed,
+)
 from nbautoml.torch._optim import LRSchedule, make_optimizer
 from nbautoml.torch.train import (
-    _FORMAT,
     BEST,
-    CHECKPOINT,
     TrainResult,
-    _atomic_save,
-    _better,
-    _cpu_state,
     _default_mode,
     _device,
     _fits,
@@ -74,7 +86,6 @@ from nbautoml.torch.train import (
     _place,
     _positive_int,
     _resume,
-    _State,
     train,
 )
 
@@ -93,57 +104,6 @@ def _structural(name: str) -> bool:
 def structural(names: Iterable[str]) -> list[str]:
     """The ``group_by`` for a space (or its names): everything but :data:`FUSABLE` (and ``<family>_dropout``)."""
     return [n for n in names if _structural(n)]
-
-
-def trial_seed(base: int, trial: Trial) -> int:
-    """A trial's training seed: fit's rule for fold 0, so a fused trial equals fit's one-by-one one."""
-    return base * 100003 + trial.number * 101
-
-
-class _Member:
-    """One configuration of a fused group: its trial, reference model, optimizer format, schedule, RNGs."""
-
-    def __init__(self, pos: int, trial: Trial | None, params: dict[str, Any], seed: int, hyper: dict[str, Any]):
-        self.pos, self.trial, self.params, self.seed, self.hyper = pos, trial, params, seed, hyper
-        self.split_seed = seed
-        self.state = _State()
-        self.ckpt: dict[str, Any] | None = None
-        self.shuffle = torch.Generator()
-        self.shuffle.manual_seed(seed)
-        self.folder = trial.checkpoint_dir if trial is not None else None
-        self.ref: torch.nn.Module
-        self.opt: torch.optim.Optimizer
-        self.sched: LRSchedule
-        self.gen: torch.Generator | None = None
-
-    @property
-    def epoch(self) -> int:
-        return self.state.start
-
-
-def _shared(params: list[dict[str, Any]], name: str, default: Any) -> Any:
-    values = {json.dumps(p.get(name, default), default=str) for p in params}
-    if len(values) > 1:
-        raise ValueError(f"{name!r} differs inside a fused group ({sorted(values)}): group trials by it")
-    return params[0].get(name, default)
-
-
-def _seed_of(i: int, params: Mapping[str, Any], trial: Trial | None, seed: int | Sequence[int] | None) -> int:
-    if "seed" in params:
-        return int(params["seed"])
-    if isinstance(seed, Sequence):
-        return int(seed[i])
-    if seed is None:
-        return int(torch.randint(0, 2**62, (1,)).item())
-    return trial_seed(seed, trial) if trial is not None else seed + i
-
-
-def _rows(t: torch.Tensor, rows: torch.Tensor | None, sl: slice, k: int) -> torch.Tensor:
-    """(K, b, ...) slice of a member-shared tensor, or of per-member rows of it."""
-    if rows is None:
-        part = t[sl]
-        return part.unsqueeze(0).expand(k, *part.shape)
-    return t[rows[:, sl]]
 
 
 def train_fused(members: Sequence[Trial | Mapping[str, Any]], data: Any, *, kind: str = "mlp",
@@ -175,12 +135,12 @@ def train_fused(members: Sequence[Trial | Mapping[str, Any]], data: Any, *, kind
     trials = [m if isinstance(m, Trial) else None for m in members]
     plist = [dict(params[i]) if params is not None else dict(t.params if t is not None else m)  # type: ignore[arg-type]
              for i, (m, t) in enumerate(zip(members, trials, strict=True))]
-    batch_size = int(_shared(plist, "batch_size", batch_size))
+    batch_size = int(shared_param(plist, "batch_size", batch_size))
     _positive_int("batch_size", batch_size)
-    optimizer = str(_shared(plist, "optimizer", optimizer))
+    optimizer = str(shared_param(plist, "optimizer", optimizer))
     defaults = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "schedule": schedule,
                 "warmup_epochs": warmup_epochs}
-    group = [_Member(i, t, p, _seed_of(i, p, t, seed), {h: p.get(h, defaults[h]) for h in _HYPER})
+    group = [Member(i, t, p, member_seed(i, p, t, seed), {h: p.get(h, defaults[h]) for h in _HYPER})
              for i, (t, p) in enumerate(zip(trials, plist, strict=True))]
     arch = {json.dumps({k: v for k, v in models.arch_params(kind, p).items() if k != "dropout"}, default=str)
             for p in plist}
@@ -279,12 +239,12 @@ def train_fused(members: Sequence[Trial | Mapping[str, Any]], data: Any, *, kind
                 torch.cuda.reset_peak_memory_stats(dev)
             began = time.perf_counter()
             order = torch.stack([torch.randperm(n_tr, generator=m.shuffle) for m in active]).to(x_tr.device)
-            idx = order if tr_rows is None else tr_rows[_positions(active)].gather(1, order)
+            idx = order if tr_rows is None else tr_rows[positions(active)].gather(1, order)
             factors = (torch.tensor([[m.sched.factor(m.epoch, b) for b in range(steps)] for m in active],
                                     dtype=torch.float64, device=dev) if scheduled else None)
             total = torch.zeros(len(active), device=dev)
             for b in range(steps):
-                quit_now = _stopping(active, mid_epoch=True)
+                quit_now = stopping(active, mid_epoch=True)
                 if quit_now:
                     keep = [i for i, m in enumerate(active) if i not in quit_now]
                     for i in quit_now:
@@ -310,25 +270,25 @@ def train_fused(members: Sequence[Trial | Mapping[str, Any]], data: Any, *, kind
                 total += per.detach() * batch.shape[1]
             if not active:
                 break
-            rows = va_rows[_positions(active)] if va_rows is not None else None
+            rows = va_rows[positions(active)] if va_rows is not None else None
             y_mean = None
             if resolved == "regression":
-                y_full = _rows(y_va, rows, slice(0, n_va), len(active)).float()
+                y_full = take_rows(y_va, rows, slice(0, n_va), len(active)).float()
                 y_mean = y_full.reshape(len(active), n_va, -1).mean(dim=1).to(dev)
             evaluator = FusedEvaluator(resolved, y_mean)
             eval_batch = max(batch_size, 256)
             with torch.no_grad():
                 for i in range(0, n_va, eval_batch):
                     sl = slice(i, i + eval_batch)
-                    xv = _rows(x_va, rows, sl, len(active)).to(dev)
-                    yv = _rows(y_va, rows, sl, len(active)).to(dev)
+                    xv = take_rows(x_va, rows, sl, len(active)).to(dev)
+                    yv = take_rows(y_va, rows, sl, len(active)).to(dev)
                     with autocast():
                         out = net(xv, training=False)
                     evaluator.update(out, yv)
             vals = evaluator.result()
             train_losses = (total / seen).tolist()
             shared = {"epoch_seconds": time.perf_counter() - began, "peak_memory_mb": _peak_mb(dev)}
-            finished = _epoch_end(active, vals, train_losses, shared, net, fopt, metric, mode, resolved,
+            finished = epoch_end(active, vals, train_losses, shared, net, fopt, metric, mode, resolved,
                                   epochs, early_stopping, checkpoint_every, verbose)
             if finished:
                 keep = [i for i in range(len(active)) if i not in finished]
@@ -350,77 +310,6 @@ def train_fused(members: Sequence[Trial | Mapping[str, Any]], data: Any, *, kind
                         else None) for m in group]
 
 
-def _positions(active: list[_Member]) -> list[int]:
-    """Where the active members sit in the group (their rows of per-member data)."""
-    return [m.pos for m in active]
-
-
-def _stopping(active: list[_Member], mid_epoch: bool) -> list[int]:
-    """Positions of members whose trial says stop. Between batches only a user stop can arrive (a prune is
-    decided at a report), and it reaches every trial of the study: one probe, the rest only when it fires."""
-    with_trial = [i for i, m in enumerate(active) if m.trial is not None]
-    if not with_trial:
-        return []
-    if mid_epoch and not active[with_trial[0]].trial.should_stop():  # type: ignore[union-attr]
-        return []
-    return [i for i in with_trial if active[i].trial.should_stop()]  # type: ignore[union-attr]
-
-
-def _epoch_end(active: list[_Member], vals: list[dict[str, float]], train_losses: list[float],
-               shared: dict[str, float], net: FusedNet, fopt: FusedOptimizer, metric: str, mode: str, task: str,
-               epochs: int, early_stopping: int | None, checkpoint_every: int | None, verbose: bool) -> list[int]:
-    """Each member's report, best epoch, best.pt / checkpoint.pt and stop decision; returns who is done."""
-    host: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
-    opt_host: Any = None
-    done: list[int] = []
-    for pos, m in enumerate(active):
-        epoch, st = m.epoch, m.state
-        metrics = {"val_loss": vals[pos]["val_loss"], "train_loss": train_losses[pos], **shared,
-                   **{k: v for k, v in vals[pos].items() if k != "val_loss"}}
-        st.history.append({"epoch": epoch, **metrics})
-        improved = st.best_epoch is None or _better(metrics[metric], st.best_metrics.get(metric), mode)
-        due = m.folder is not None and checkpoint_every is not None and (
-            (epoch + 1) % checkpoint_every == 0 or epoch == epochs - 1)
-        if improved or due:
-            host = host if host is not None else net.host_copy()
-            net.export(host, pos, m.ref)
-        if improved:
-            st.best_epoch, st.best_metrics = epoch, {**metrics, "epoch": epoch}
-            st.best_weights = _cpu_state(m.ref)
-            if m.folder is not None:
-                _atomic_save({"model": st.best_weights, "epoch": epoch, "metrics": metrics, "metric": metric,
-                              "mode": mode, "task": task, "arch": getattr(m.ref, "nbautoml_arch", None)},
-                             m.folder / BEST)
-        m.sched.epoch_end(epoch, metrics[metric])
-        if due and m.folder is not None:
-            opt_host = opt_host if opt_host is not None else fopt.host_state()
-            fopt.export(opt_host, pos, m.opt, net.layout)
-            rng_state = m.gen.get_state() if m.gen is not None and m.gen.device.type == "cpu" \
-                else torch.get_rng_state()
-            _atomic_save({"format": _FORMAT, "epoch": epoch, "model": m.ref.state_dict(),
-                          "optimizer": m.opt.state_dict(), "schedule": m.sched.state_dict(),
-                          "best_epoch": st.best_epoch, "best_metrics": st.best_metrics,
-                          "best_model": None if st.best_epoch == epoch else st.best_weights,
-                          "history": st.history, "rng": {"torch": rng_state, "cuda": [],
-                                                         "shuffle": m.shuffle.get_state()},
-                          "split_seed": m.split_seed}, m.folder / CHECKPOINT)
-        trial = m.trial
-        if trial is not None and (trial.last_step is None or epoch > trial.last_step):
-            trial.report(epoch, **metrics)  # a retried group (after OOM) skips the steps already reported
-        if verbose:
-            print(f"member {m.pos} epoch {epoch + 1}/{epochs}  {metric} {metrics[metric]:.4g}", flush=True)
-        st.start = epoch + 1
-        if not math.isfinite(metrics["train_loss"]):
-            st.stopped = "diverged"
-        elif trial is not None and trial.should_stop():
-            st.stopped = "pruned" if trial.pruned else "stopped"
-        elif early_stopping is not None and st.best_epoch is not None and epoch - st.best_epoch >= early_stopping:
-            st.stopped = "early_stopping"
-        if st.stopped or st.start >= epochs:
-            done.append(pos)
-    return done
-
-
 # ---- the batch objective ------------------------------------------------------------------------------------
 def _input_shape(data: Any) -> tuple[int, ...]:
     return tuple(fd.unpack(data)[0].shape[1:])
@@ -429,7 +318,8 @@ def _input_shape(data: Any) -> tuple[int, ...]:
 def batch_objective(data: Any, *, n_outputs: int, kind: str = "mlp",
                     family: Callable[[Mapping[str, Any]], tuple[str, Mapping[str, Any]]] | None = None,
                     defaults: Mapping[str, Any] | None = None, epochs: int = 20, seed: int = 0,
-                    min_group: int = 1, **options: Any) -> Callable[[list[Trial]], list[Any]]:
+                    min_group: int = 1, group_size: int | None = None,
+                    **options: Any) -> Callable[[list[Trial]], list[Any]]:
     """A batch objective for ``study.optimize(..., batch=K, group_by=structural(space))`` (module docstring)."""
     allowed = set(inspect.signature(train_fused).parameters) - {"members", "data", "params"}
     unknown = sorted(set(options) - allowed)
@@ -485,4 +375,5 @@ def batch_objective(data: Any, *, n_outputs: int, kind: str = "mlp",
                 results[i] = value
         return results
 
+    objective_batch.group_size = group_size  # type: ignore[attr-defined]  # read by the batch runner
     return objective_batch

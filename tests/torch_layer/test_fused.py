@@ -129,8 +129,11 @@ SPACE = na.Space(lr=na.Real(1e-3, 3e-2, log=True), weight_decay=na.Real(1e-6, 1e
 def test_study_with_batches_reports_prunes_and_keeps_loadable_best_checkpoints():
     study = na.Study("fused", SPACE, metric="val_acc", sampler="random", seed=0, keep_checkpoints=None,
                      scheduler={"name": "asha", "min_steps": 1, "reduction_factor": 2, "max_steps": 4})
-    objective = batch_objective(HOLDOUT, n_outputs=10, epochs=4, batch_size=32, defaults={"layers": 1})
+    objective = batch_objective(HOLDOUT, n_outputs=10, epochs=4, batch_size=32, defaults={"layers": 1},
+                                group_size=4)
     study.optimize(objective, trials=8, batch=8, group_by=structural(SPACE.names), show=False)
+    units = [t.params["units"] for t in study.trials]
+    assert len(set(units[:4])) == 1 and len(set(units[4:])) == 1  # blocks of 4 share the architecture
     states = [t.state for t in study.trials]
     assert study.n_finished == 8 and TrialState.FAILED not in states and TrialState.PRUNED in states
     names = {"val_loss", "train_loss", "epoch_seconds", "peak_memory_mb", "val_acc"}

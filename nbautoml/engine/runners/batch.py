@@ -18,6 +18,11 @@ Why the loop looks like this:
   the engine never imports it). Steps a trial reported in a failed attempt are not reported twice when the
   fused trainer re-runs it (it skips steps ``<= trial.last_step``).
 - **Any other exception** fails the group's trials (with the traceback) and nothing else.
+- **Compatible points**: K points drawn independently rarely share every structural param, so groups would
+  hold one trial each. A batch objective with a ``group_size`` attribute (``batch_objective(...,
+  group_size=G)`` sets it) asks for blocks: in each block of G freshly asked points, the later ones take the
+  ``group_by`` values of the block's first point (the sampler chose those, and every other value). Fewer
+  architectures per batch, K / G of them, in exchange for fused groups of G. Re-runs keep their params.
 """
 
 from __future__ import annotations
@@ -199,6 +204,12 @@ class BatchRunner(ThreadRunner):
             asked += [(params, None) for params in study.sampler().ask(room - len(asked), pending=pending)]
         if not asked:
             return "exhausted" if not self.running else None
+        size = getattr(self.objective, "group_size", None)
+        if self.group_by and isinstance(size, int) and size > 1:
+            fresh = [i for i, (_, old) in enumerate(asked) if old is None]
+            for n, i in enumerate(fresh):
+                anchor = asked[fresh[n - n % size]][0]
+                asked[i] = ({**asked[i][0], **{k: anchor[k] for k in self.group_by if k in anchor}}, None)
         trials = []
         for params, old in asked:
             trial = study._new_trial(params, rerun_of=old)

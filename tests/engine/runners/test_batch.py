@@ -80,6 +80,21 @@ def test_batch_study_groups_asks_and_reports_per_trial():
         assert trial.value == pytest.approx(trial.params["x"] ** 2)
 
 
+def test_group_size_asks_compatible_blocks():
+    sizes: list[int] = []
+
+    def objective(trials: list[Trial]) -> list[float]:
+        sizes.append(len(trials))
+        return [t.params["x"] for t in trials]
+
+    objective.group_size = 3  # type: ignore[attr-defined]
+    study = make("g")
+    study.optimize(objective, trials=12, batch=6, group_by=["units", "lr"], show=False)
+    assert sizes == [3, 3, 3, 3] and study.n_finished == 12
+    xs = {t.params["x"] for t in study.trials}
+    assert len(xs) == 12  # the free params still differ; only group_by values are shared within a block
+
+
 def test_an_error_fails_only_its_group_and_oom_groups_are_split():
     calls: list[int] = []
 
