@@ -20,6 +20,8 @@ from nbautoml.space import Choice, Int, Real, Space, SpaceError
 
 if TYPE_CHECKING:
     from nbautoml.spec import hp as hp
+    from nbautoml.torch.automl import fit as fit
+    from nbautoml.torch.export import load_model as load_model
 
 __all__ = [
     "ASHA",

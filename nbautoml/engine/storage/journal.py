@@ -210,9 +210,9 @@ class JournalStorage:
     def _start_heartbeat(self) -> None:
         if self._heartbeat is not None:
             return
-        from nbautoml.engine.study import _owner
+        from nbautoml.engine.trialbook import owner
 
-        beat = self._owner_file(_owner())
+        beat = self._owner_file(owner())
         beat.parent.mkdir(parents=True, exist_ok=True)
         beat.touch()
 
