@@ -261,11 +261,14 @@ print(f"{epochs_run} epochs trained of {EPOCHS * len(study.trials)} without earl
 one: a loop of your own decides what to keep — `nbautoml.torch.train` keeps the best epoch for you).
 """),
     code("""
-net = study_best.net.eval()
-with torch.no_grad():
-    accuracy = (net(x_val).argmax(1) == y_val).float().mean().item()
 print(f"best trial {study.best_trial.number}: {study.best_params}")
-print(f"best reported val_acc {study.best_value:.3f}; the network as the loop left it: {accuracy:.3f}")
+if study_best is None:  # the best trial ran before a kernel restart: its variables are not in this kernel
+    print("its network is not in this kernel; re-run the search with --fresh to train it here")
+else:
+    net = study_best.net.eval()
+    with torch.no_grad():
+        accuracy = (net(x_val).argmax(1) == y_val).float().mean().item()
+    print(f"best reported val_acc {study.best_value:.3f}; the network as the loop left it: {accuracy:.3f}")
 """),
     md("""
 ## Making your loop resumable
@@ -584,10 +587,11 @@ def show_space_change(study):
     md("""
 ## Version 0: a first guess
 
-A narrow learning-rate range and small networks.
+A narrow learning-rate range and small networks. `--fresh` starts the study over each time this notebook is
+run from the top (the old journal is kept aside), so the story below stays the same.
 """),
     code("""
-%%automl --name space-edit --trials $FIRST --metric val_acc --seed 0
+%%automl --name space-edit --trials $FIRST --metric val_acc --seed 0 --fresh
 model = nbautoml.torch.mlp(64, 10, layers=hp.int("layers", 1, 3), units=hp.choice("units", [32, 64]))
 nbautoml.torch.train(model, (X, y), epochs=EPOCHS, seed=0, lr=hp.float("lr", 1e-3, 3e-3, log=True))
 """),
@@ -694,11 +698,12 @@ print(f"this machine has {os.cpu_count()} cores; the kernel's process id is {os.
 reads (`X`, `y`: sent once per worker, not once per trial).
 
 The cell's last expression is a dict: its `val_acc` entry is the trial's value, and the other entries are
-kept as the trial's metrics — here the process id of the worker that ran it. The first trial on each worker
+kept as the trial's metrics — here the process id of the worker that ran it (`--fresh`: each run of this
+notebook starts the study over). The first trial on each worker
 also pays for starting a Python process and importing torch (seconds); later ones start at once.
 """),
     code("""
-%%automl --name dask-digits --runner dask --parallel $PARALLEL --trials $TRIALS --metric val_acc --seed 0
+%%automl --name dask-digits --runner dask --parallel $PARALLEL --trials $TRIALS --metric val_acc --seed 0 --fresh
 import os
 model = nbautoml.torch.mlp(64, 10, layers=hp.int("layers", 1, 3), units=hp.choice("units", [32, 64, 128]))
 result = nbautoml.torch.train(model, (X, y), epochs=EPOCHS, seed=0, lr=hp.float("lr", 1e-4, 3e-2, log=True))
