@@ -35,6 +35,7 @@ tell, then 10 000 candidates and L-BFGS runs of three acquisition functions). Th
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import warnings
@@ -57,6 +58,7 @@ from nbautoml.space import Choice, Int, Real, Space
 
 __all__ = ["BayesSampler", "to_skopt_dimensions"]
 
+log = logging.getLogger(__name__)
 ESTIMATORS = ("gp", "rf", "et")
 _SQRT5 = math.sqrt(5.0)
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -425,7 +427,11 @@ class BayesSampler:
                 return self._random.ask(n, pending=projected)
             rows = self._enc.encode(projected) if projected else np.zeros((0, self._enc.width))
             seen = self._seen | {_key(row) for row in rows}
-            asked = self._ask_gp(n, rows, seen) if self.estimator == "gp" else self._ask_forest(n, rows, seen)
+            try:
+                asked = self._ask_gp(n, rows, seen) if self.estimator == "gp" else self._ask_forest(n, rows, seen)
+            except (LinAlgError, ValueError) as error:  # a degenerate history must not stop the search
+                log.warning("%s sampler: model failed (%s); this ask is random", self.estimator, error)
+                asked = []
             out = self._enc.decode(np.array(asked)) if asked else []
             if len(out) < n:  # every candidate was taken (a small discrete space): random unseen points
                 out += self._random.ask(n - len(out), pending=[*projected, *out])
@@ -491,9 +497,8 @@ class BayesSampler:
 
     def _ask_forest(self, n: int, pending: np.ndarray, seen: set[bytes]) -> list[np.ndarray]:
         X, y = self._training()
-        best = float(y.min())
+        best, pool = float(y.min()), self._pool(X, y)
         X, y = np.vstack([X, pending]), np.concatenate([y, np.full(len(pending), best)])
-        pool = self._pool(X, y)
         forest = RandomForestRegressor if self.estimator == "rf" else ExtraTreesRegressor
         rows: list[np.ndarray] = []
         for _ in range(n):  # constant liar: refit with each chosen point told at the best value
@@ -510,8 +515,9 @@ class BayesSampler:
     # -- kernel hyperparameters ---------------------------------------------------------------------------
     def _kernel(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, _FitInputs | None]:
         """The kernel for this ask, and the inputs of a background refit to start after it (or None)."""
-        ready, self._ready = self._ready, None
+        ready = self._ready  # the worker writes it once, only while no ask has cleared it: no lost result
         if ready is not None:
+            self._ready = None
             self._theta, self._theta_n = ready
         due = self._theta is None or len(X) >= self._theta_n + max(1, math.ceil(self.refit_growth * self._theta_n))
         if self._theta is not None and not due:

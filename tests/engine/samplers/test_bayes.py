@@ -112,6 +112,18 @@ def test_failed_values_are_the_worst_finite_value_and_never_reach_the_model():
     assert len(run(sampler, budget=3)) == 3  # the model fits and asks with failures in the history
 
 
+def test_a_failing_model_falls_back_to_random_points(monkeypatch):
+    sampler = BayesSampler(SPACE, seed=0, n_initial_points=3)
+    run(sampler, budget=4)
+
+    def broken(*args: Any) -> None:
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(bayes, "_Posterior", broken)
+    points = sampler.ask(2)
+    assert len(points) == 2 and all(SPACE.contains(p) for p in points)
+
+
 def test_points_outside_the_space_are_skipped():
     sampler = BayesSampler(SPACE, seed=0)
     sampler.tell({"x": 5.0, "lr": 1e-3, "k": 1, "c": "a"}, 1.0)
