@@ -13,6 +13,7 @@ import contextlib
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,8 @@ def _same(a: Any, b: Any) -> bool:
         return True
     if hasattr(a, "tolist"):
         a = a.tolist()
+    if hasattr(b, "tolist"):
+        b = b.tolist()
     return bool(a == b)
 
 
@@ -85,7 +88,12 @@ def sync_source(source: ColumnDataSource, new: dict[str, list[Any]]) -> int:
     rows: set[int] = set()
     for key in keys:
         before, after = old[key], new[key]
-        changed = [(i, after[i]) for i in range(n_old) if not _same(before[i], after[i])]
+        if not isinstance(before, list):
+            before = before.tolist() if hasattr(before, "tolist") else list(before)
+        head = after[:n_old]
+        if before == head:  # the common case, compared in C
+            continue
+        changed = [(i, b) for i, (a, b) in enumerate(zip(before, head, strict=True)) if not _same(a, b)]
         if changed:
             patches[key] = changed
             rows.update(i for i, _ in changed)
@@ -102,6 +110,35 @@ def sync_source(source: ColumnDataSource, new: dict[str, list[Any]]) -> int:
     return events
 
 
+Columns = dict[str, list[Any]]
+
+
+def _as_data(columns: Columns) -> Any:
+    """Fresh lists for a ColumnDataSource (typed Any: Bokeh's stubs want an invariant dict of Sequences)."""
+    return {k: list(v) for k, v in columns.items()}
+
+
+_sources: weakref.WeakValueDictionary[tuple[str, str], ColumnDataSource] = weakref.WeakValueDictionary()
+
+
+def _named(fig: Any, name: str, columns: dict[str, list[Any]]) -> ColumnDataSource:
+    """A new source for ``fig`` (fresh lists), remembered under its name for :func:`_source`."""
+    source = ColumnDataSource(data=_as_data(columns), name=name)
+    _sources[(fig.id, name)] = source
+    return source
+
+
+def _source(fig: Any, name: str) -> ColumnDataSource:
+    """A figure's source by name: remembered at creation, because ``select_one`` walks the whole model graph,
+    data included (~50 ms with 1000 trials)."""
+    key = (fig.id, name)
+    source = _sources.get(key)
+    if source is None:
+        source = fig.select_one({"name": name})
+        _sources[key] = source
+    return source
+
+
 def _set(model: Any, attr: str, value: Any) -> int:
     """Set a property only when it changes (each set is a document event, i.e. comm messages)."""
     if getattr(model, attr) != value:
@@ -115,7 +152,7 @@ def history_figure(data: dict[str, Any]) -> Any:
     metric = data["metric"]
     fig = figure(title=f"Optimisation history: {metric} ({data['mode']})", x_axis_label="trial",
                  y_axis_label=metric, width=WIDTH, height=HEIGHT, tools=TOOLS, name="history_figure")
-    source = ColumnDataSource({k: list(v) for k, v in data["columns"].items()}, name="history")
+    source = _named(fig, "history", data["columns"])
     dots: Any = fig.scatter("number", "value", source=source, size=7, alpha=0.7)
     best: Any = fig.step("number", "best", source=source, mode="after", line_width=2, color="#d62728")
     fig.add_tools(HoverTool(renderers=[dots], tooltips=[("trial", "@number"), (metric, "@value{0.0000}")]))
@@ -127,7 +164,7 @@ def history_figure(data: dict[str, Any]) -> Any:
 
 
 def update_history(fig: Any, data: dict[str, Any]) -> int:
-    return sync_source(fig.select_one({"name": "history"}), data["columns"])
+    return sync_source(_source(fig, "history"), data["columns"])
 
 
 # ---- learning curves -----------------------------------------------------------------------------------
@@ -135,7 +172,7 @@ def curves_figure(data: dict[str, Any]) -> Any:
     metric = data["metric"]
     fig = figure(title=f"Learning curves: {metric}", x_axis_label="step", y_axis_label=metric,
                  width=WIDTH, height=HEIGHT, tools=TOOLS, name="curves_figure")
-    source = ColumnDataSource({k: list(v) for k, v in data["columns"].items()}, name="curves")
+    source = _named(fig, "curves", data["columns"])
     lines = fig.multi_line("xs", "ys", source=source, line_color="color", line_alpha="alpha", line_width=1.6)
     fig.add_tools(HoverTool(renderers=[lines], tooltips=[("trial", "@number"), ("state", "@state")]))
     return fig
@@ -145,16 +182,10 @@ def update_curves(fig: Any, data: dict[str, Any]) -> int:
     metric = data["metric"]
     events = _set(fig.title, "text", f"Learning curves: {metric}")
     events += sum(_set(axis, "axis_label", metric) for axis in fig.yaxis)
-    return events + sync_source(fig.select_one({"name": "curves"}), data["columns"])
+    return events + sync_source(_source(fig, "curves"), data["columns"])
 
 
 # ---- parallel coordinates ------------------------------------------------------------------------------
-Columns = dict[str, list[Any]]
-
-
-def _as_data(columns: Columns) -> Any:
-    """Fresh lists for a ColumnDataSource (typed Any: Bokeh's stubs want an invariant dict of Sequences)."""
-    return {k: list(v) for k, v in columns.items()}
 
 
 def _axes_columns(axes: list[dict[str, Any]]) -> tuple[Columns, Columns, Columns]:
@@ -193,14 +224,14 @@ def parallel_figure(data: dict[str, Any]) -> Any:
     spine, ticks, names = _axes_columns(axes)
     palette = list(Viridis256) if data.get("mode", "min") == "max" else list(reversed(Viridis256))
     mapper = LinearColorMapper(palette=palette, low=0.0, high=1.0)
-    lines = ColumnDataSource(data=_as_data(_line_columns(data)), name="lines")
+    lines = _named(fig, "lines", _line_columns(data))
     drawn = fig.multi_line("xs", "ys", source=lines, line_color={"field": "norm", "transform": mapper},
                            line_alpha=0.7, line_width=1.5)
-    fig.segment(x0="x", y0="y0", x1="x", y1="y1", source=ColumnDataSource(data=_as_data(spine), name="spines"),
+    fig.segment(x0="x", y0="y0", x1="x", y1="y1", source=_named(fig, "spines", spine),
                 line_color="#444444", line_width=1.5)
-    fig.text(x="x", y="y", text="text", source=ColumnDataSource(data=_as_data(ticks), name="ticks"),
+    fig.text(x="x", y="y", text="text", source=_named(fig, "ticks", ticks),
              text_font_size="8pt", text_align="left", text_baseline="middle", x_offset=4, text_color="#333333")
-    fig.text(x="x", y="y", text="text", source=ColumnDataSource(data=_as_data(names), name="names"),
+    fig.text(x="x", y="y", text="text", source=_named(fig, "names", names),
              text_font_size="9pt", text_align="center", text_baseline="bottom", text_font_style="bold")
     fig.add_tools(HoverTool(renderers=[drawn], tooltips=[("trial", "@number"), ("value", "@value{0.0000}")]))
     return fig
@@ -208,16 +239,16 @@ def parallel_figure(data: dict[str, Any]) -> Any:
 
 def update_parallel(fig: Any, data: dict[str, Any]) -> int:
     spine, ticks, names = _axes_columns(data["axes"])
-    events = sync_source(fig.select_one({"name": "spines"}), spine)
-    events += sync_source(fig.select_one({"name": "ticks"}), ticks)
-    events += sync_source(fig.select_one({"name": "names"}), names)
+    events = sync_source(_source(fig, "spines"), spine)
+    events += sync_source(_source(fig, "ticks"), ticks)
+    events += sync_source(_source(fig, "names"), names)
     events += _set(fig.x_range, "end", max(len(data["axes"]) - 1, 1) + 0.6)
-    return events + sync_source(fig.select_one({"name": "lines"}), _line_columns(data))
+    return events + sync_source(_source(fig, "lines"), _line_columns(data))
 
 
 # ---- parameter importance ------------------------------------------------------------------------------
 def _importance_title(data: dict[str, Any]) -> str:
-    base = f"Parameter importance (random forest, {data['n_trials']} trials)"
+    base = f"Parameter importance (extra trees, {data['n_trials']} trials)"
     return f"{base}: {data['note']}" if data["note"] else base
 
 
@@ -226,7 +257,7 @@ def importance_figure(data: dict[str, Any]) -> Any:
     fig = figure(title=_importance_title(data), y_range=FactorRange(factors=list(reversed(names))),
                  x_range=Range1d(start=0.0, end=1.0), x_axis_label="share of impurity decrease", width=WIDTH,
                  height=HEIGHT, tools="save", name="importance_figure")
-    source = ColumnDataSource({k: list(v) for k, v in data["columns"].items()}, name="importance")
+    source = _named(fig, "importance", data["columns"])
     fig.hbar(y="name", right="importance", height=0.6, source=source, color="#1f77b4")
     return fig
 
@@ -234,7 +265,7 @@ def importance_figure(data: dict[str, Any]) -> Any:
 def update_importance(fig: Any, data: dict[str, Any]) -> int:
     events = _set(fig.title, "text", _importance_title(data))
     events += _set(fig.y_range, "factors", list(reversed(data["columns"]["name"])))
-    return events + sync_source(fig.select_one({"name": "importance"}), data["columns"])
+    return events + sync_source(_source(fig, "importance"), data["columns"])
 
 
 # ---- a plot inside the live panel ----------------------------------------------------------------------
@@ -253,6 +284,8 @@ class LivePlot:
     makes each document's changes one at a time. ``min_interval`` spaces out costly data (the forest fit).
     """
 
+    BUDGET = 0.01  # a plot may take this share of the time: a refresh costing c waits c / BUDGET before the next
+
     def __init__(
         self,
         title: str,
@@ -269,6 +302,7 @@ class LivePlot:
         self.widget: Any = None
         self.dirty = True
         self.last_refresh = 0.0
+        self.cost = 0.0  # seconds the last refresh took
         self.events = 0  # document events caused, for the benchmark
 
     def build(self, study: Any) -> Any:
@@ -281,13 +315,15 @@ class LivePlot:
         return self.widget
 
     def due(self, now: float) -> bool:
-        return self.dirty and now - self.last_refresh >= self.min_interval
+        return self.dirty and now - self.last_refresh >= max(self.min_interval, self.cost / self.BUDGET)
 
     def refresh(self, study: Any) -> None:
         if self.figure is None:
             return
         self.dirty = False  # before reading: a change that lands meanwhile marks it dirty again
+        start = time.perf_counter()
         data = self.data_fn(study)  # outside the lock: reads the study, touches no document
         with self.lock:
             self.events += self.update_fn(self.figure, data)
             self.last_refresh = time.monotonic()
+        self.cost = time.perf_counter() - start

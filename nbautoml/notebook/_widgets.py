@@ -18,7 +18,8 @@ import ipywidgets as widgets
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.space import Choice, Dimension, Int, Real, Space, SpaceError
 
-__all__ = ["SpaceEditor", "counts_html", "format_duration", "format_value", "leaderboard_html"]
+__all__ = ["SpaceEditor", "counts_html", "format_duration", "format_value", "header_html", "leaderboard_html",
+           "summarize"]
 
 STATE_BADGE = {
     "IDLE": "#7f7f7f", "RUNNING": "#ff7f0e", "STOPPING": "#d62728", "STOPPED": "#9467bd", "FINISHED": "#2ca02c",
@@ -48,6 +49,50 @@ def badge(state: str) -> str:
     color = STATE_BADGE.get(state, "#7f7f7f")
     return (f'<span class="nbautoml-state" style="background:{color};color:white;border-radius:4px;'
             f'padding:1px 6px;font-size:90%">{html.escape(state)}</span>')
+
+
+BAR_COLOR = {"FINISHED": "#2ca02c", "STOPPED": "#ff7f0e", "STOPPING": "#ff7f0e"}
+
+
+def header_html(name: str, state: str, done: int, budget: int | None, elapsed: float, eta: float | None,
+                running: Sequence[int], best: Trial | None, metric: str) -> str:
+    """Name and state, a progress bar, "k / N trials", elapsed / ETA / running trials, and the best trial."""
+    share = 1.0 if budget is None and done else (min(done / budget, 1.0) if budget else 0.0)
+    bar = (f'<span class="nbautoml-bar" style="display:inline-block;width:240px;height:12px;background:#e6e6e6;'
+           f'border-radius:3px;vertical-align:middle;overflow:hidden"><span style="display:block;height:100%;'
+           f'width:{100 * share:.1f}%;background:{BAR_COLOR.get(state, "#1f77b4")}"></span></span>')
+    count = f"{done} / {budget} trials" if budget is not None else f"{done} trials"
+    timing = f"elapsed {format_duration(elapsed)}"
+    if eta is not None:
+        timing += f" · ETA {format_duration(eta)}"
+    if running and state in ("RUNNING", "STOPPING"):
+        timing += " · running #" + ", #".join(map(str, running[:4])) + ("…" if len(running) > 4 else "")
+    if best is None:
+        best_text = "<i>no complete trial yet</i>"
+    else:
+        params = ", ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
+        best_text = (f"best {html.escape(metric)} = <b>{format_value(best.value)}</b> (trial {best.number})"
+                     f" · {params}")
+    return (f'<div><b style="font-size:110%">{html.escape(name)}</b> {badge(state)}</div>'
+            f'<div class="nbautoml-progress" style="margin:4px 0">{bar} <span class="nbautoml-count">{count}'
+            f"</span> · {timing}</div>"
+            f'<div class="nbautoml-best">{best_text}</div>')
+
+
+def summarize(trials: Sequence[Trial], mode: str) -> tuple[int, list[int], Trial | None]:
+    """Finished count, running trial numbers and the best complete trial, in one pass (the header's data)."""
+    sign = -1.0 if mode == "max" else 1.0
+    done, running, best, best_key = 0, [], None, math.inf
+    for trial in trials:
+        state = trial.state
+        if state.finished:
+            done += 1
+            value = trial.value
+            if state is TrialState.COMPLETE and value is not None and math.isfinite(value) and sign * value < best_key:
+                best, best_key = trial, sign * value
+        elif state is TrialState.RUNNING:
+            running.append(trial.number)
+    return done, running, best
 
 
 def ranked(trials: Sequence[Trial], mode: str) -> list[Trial]:

@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 _remembered: weakref.WeakKeyDictionary[Study, tuple[Callable[..., Any], dict[str, Any]]] = weakref.WeakKeyDictionary()
 _bokehjs_loaded = False
-PLOT_INTERVAL = 1.0  # seconds between refreshes of the visible plot
+PLOT_INTERVAL = 1.0  # least seconds between refreshes of the visible plot
+BOARD_INTERVAL = 1.0  # least seconds between redraws of the leaderboard
 RUNNING_STATES = (StudyState.RUNNING, StudyState.STOPPING)
 
 
@@ -108,13 +109,10 @@ class StudyPanel(widgets.VBox):
         self._finished_at_start = study.n_finished
         self._timeout: float | None = None
 
-        self.title = widgets.HTML()
-        self.bar = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="260px"))
-        self.bar.add_class("nbautoml-progressbar")
-        self.progress = widgets.HTML()
-        self.progress.add_class("nbautoml-progress")
-        self.best = widgets.HTML()
-        self.best.add_class("nbautoml-best")
+        self._board_drawn = 0.0
+        # name, state, progress bar, counts, timing and best: one widget, so one message per flush
+        self.header = widgets.HTML()
+        self.header.add_class("nbautoml-header")
         tip = "" if background else " (a blocking search: interrupt the kernel ■ to stop it while the cell runs)"
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
                                           tooltip="Stop the search; running trials end INTERRUPTED" + tip)
@@ -135,15 +133,14 @@ class StudyPanel(widgets.VBox):
                                            tooltip="Record the edited space as a new version and continue")
         self.apply_button.add_class("nbautoml-apply")
         self.plots: list[LivePlot] = _plots() if with_plots else []
+        self._curves = next((p for p in self.plots if p.title == "Learning curves"), None)
         pages: list[widgets.Widget] = [self.board]
         pages += [p.build(study) for p in self.plots]
         pages.append(widgets.VBox([self.editor, self.apply_button]))
         self.tabs = widgets.Tab(children=pages, titles=["Leaderboard", *(p.title for p in self.plots), "Search space"])
         self.tabs.add_class("nbautoml-tabs")
         self.children = [
-            self.title,
-            widgets.HBox([self.bar, self.progress], layout=widgets.Layout(align_items="center")),
-            self.best,
+            self.header,
             widgets.HBox([self.stop_button, self.resume_button, self.trials_input, self.message],
                          layout=widgets.Layout(align_items="center")),
             self.tabs,
@@ -159,6 +156,10 @@ class StudyPanel(widgets.VBox):
 
     # ---- events: the worker thread only marks what changed ----------------------------------------------
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, TrialReported):  # the commonest event: one flag, no lock (a bool store is atomic)
+            if self._curves is not None:
+                self._curves.dirty = True
+            return
         with self._lock:
             if isinstance(event, StudyStarted):
                 self._run_started, self._finished_at_start = time.time(), event.finished
@@ -172,7 +173,7 @@ class StudyPanel(widgets.VBox):
                 self._dirty["space"] = True
             for plot in self.plots:
                 if isinstance(event, (TrialFinished, SpaceChanged)) or (
-                    isinstance(event, (TrialReported, TrialStarted)) and plot.title == "Learning curves"
+                    isinstance(event, TrialStarted) and plot is self._curves
                 ):
                     plot.dirty = True
         if isinstance(event, StudyStarted):
@@ -201,7 +202,7 @@ class StudyPanel(widgets.VBox):
             with self._lock:
                 final = self._final  # read before flushing: that flush then shows everything up to the end
             try:
-                self.flush()
+                self.flush(final=final)
             except Exception:  # drawing must never break anything; keep pumping
                 log.exception("study %r: updating the panel failed", self.study.name)
             with self._lock:
@@ -210,8 +211,12 @@ class StudyPanel(widgets.VBox):
                     return
 
     # ---- drawing ----------------------------------------------------------------------------------------
-    def flush(self) -> None:
-        """Bring every widget up to the study's state now (the pump calls this; tests may too)."""
+    def flush(self, final: bool = True) -> None:
+        """Bring the widgets up to the study's state now (the pump calls this; tests may too).
+
+        The pump passes ``final=False`` for its periodic flushes: the leaderboard and plots then redraw at most
+        once a second (``BOARD_INTERVAL``, each plot's own interval), whatever the flush rate.
+        """
         with self._flush_lock:
             study = self.study
             with self._lock:
@@ -220,17 +225,14 @@ class StudyPanel(widgets.VBox):
                 run_started, finished_at_start = self._run_started, self._finished_at_start
             state = study.state.value
             trials = study.trials
-            done = sum(1 for t in trials if t.state.finished)
+            done, running_numbers, best = parts.summarize(trials, study.mode)
             budget = study.budget
-            self.title.value = f"<b>{parts.html.escape(study.name)}</b> {parts.badge(state)}"
-            with self.bar.hold_sync():
-                self.bar.max = max(budget or done, 1)
-                self.bar.value = min(done, self.bar.max)
-                self.bar.bar_style = {"FINISHED": "success", "STOPPED": "warning"}.get(state, "info")
-            count = f"{done} / {budget} trials" if budget is not None else f"{done} trials"
-            timing = self._timing(state, done, budget, run_started, finished_at_start, trials)
-            self.progress.value = f'<span class="nbautoml-count">{count}</span> · {timing}'
-            self.best.value = self._best_text()
+            eta = None
+            ran = done - finished_at_start
+            if state == "RUNNING" and budget is not None and ran > 0 and budget > done:
+                eta = (time.time() - run_started) / ran * (budget - done)
+            self.header.value = parts.header_html(study.name, state, done, budget, study.elapsed, eta,
+                                                  running_numbers, best, study.metric)
             running = study.state in RUNNING_STATES
             self.stop_button.disabled = study.state is not StudyState.RUNNING
             self.resume_button.disabled = running
@@ -239,35 +241,17 @@ class StudyPanel(widgets.VBox):
             if study.message != self._shown_message:
                 self._shown_message = study.message
                 self._note(study.message)
-            if board and self.tabs.selected_index == 0:
+            now = time.monotonic()
+            if board and self.tabs.selected_index == 0 and (now - self._board_drawn >= BOARD_INTERVAL or final):
                 self.board.value = parts.counts_html(trials) + parts.leaderboard_html(trials, study.metric, study.mode)
+                self._board_drawn = now
             elif board:
                 with self._lock:
-                    self._dirty["board"] = True  # drawn when its tab is shown
+                    self._dirty["board"] = True  # drawn at the next due flush, or when its tab is shown
             if space_changed:
                 self.editor.load(study.space)
-            self._refresh_visible_plot()
+            self._refresh_visible_plot(force=final)
             self.flushes += 1
-
-    def _timing(self, state: str, done: int, budget: int | None, started: float, at_start: int, trials: list[Any]
-                ) -> str:
-        elapsed = self.study.elapsed
-        text = f"elapsed {parts.format_duration(elapsed)}"
-        ran = done - at_start
-        if state == "RUNNING" and budget is not None and ran > 0 and budget > done:
-            text += f" · ETA {parts.format_duration((time.time() - started) / ran * (budget - done))}"
-        running = [t.number for t in trials if t.state.value == "RUNNING"]
-        if running and state in ("RUNNING", "STOPPING"):
-            text += " · running #" + ", #".join(map(str, running[:4])) + ("…" if len(running) > 4 else "")
-        return text
-
-    def _best_text(self) -> str:
-        best = self.study.best_trial
-        if best is None:
-            return "<i>no complete trial yet</i>"
-        params = ", ".join(f"{k}={parts.format_value(v)}" for k, v in best.params.items())
-        return (f"best {parts.html.escape(self.study.metric)} = <b>{parts.format_value(best.value)}</b> "
-                f"(trial {best.number}) · {params}")
 
     def _refresh_visible_plot(self, force: bool = False) -> None:
         index = (self.tabs.selected_index or 0) - 1

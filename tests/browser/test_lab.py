@@ -130,6 +130,17 @@ def test_panel_streams_plots_stops_and_resumes(lab: Lab, page: Any) -> None:
     assert page.locator(".nbautoml-leaderboard .nbautoml-row").count() == 6
     shot(page, "4-resumed-finished")
 
+    tabs = page.locator(".nbautoml-tabs .lm-TabBar-tab")
+    for index, label in ((2, "curves"), (3, "parallel"), (4, "importance")):
+        tabs.nth(index).click()
+        page.wait_for_timeout(1500)  # the tab's plot catches up on selection
+        assert page.locator(".nbautoml-tabs .bk-Canvas >> visible=true").count() > 0, label
+        shot(page, f"{index + 3}-{label}")
+    tabs.nth(5).click()
+    assert page.locator(".nbautoml-space-editor .widget-slider").count() >= 1  # the lr range slider
+    shot(page, "8-space-editor")
+    assert page.get_by_text("Could not create a view").count() == 0
+
 
 def test_interrupt_button_stops_a_blocking_search(lab: Lab, page: Any) -> None:
     name = write_notebook(lab, "interrupt.ipynb", [SETUP, SEARCH.format(name="blocking", flags=""), REPORT])
@@ -152,4 +163,4 @@ def test_interrupt_button_stops_a_blocking_search(lab: Lab, page: Any) -> None:
                "the next cell's report")
     text = report.last.inner_text()
     assert "REPORT STOPPED" in text and "INTERRUPTED" in text, text
-    shot(page, "5-interrupted")
+    shot(page, "9-interrupted")

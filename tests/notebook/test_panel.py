@@ -69,14 +69,14 @@ def test_counts_leaderboard_and_best_after_a_search() -> None:
     panel = StudyPanel(study, interval=0.05)
     study.optimize(quick, trials=25, show=False)
     panel.flush()
-    assert "25 / 25 trials" in panel.progress.value
-    assert panel.bar.value == 25 and panel.bar.max == 25 and panel.bar.bar_style == "success"
-    assert "FINISHED" in panel.title.value and study.name in panel.title.value
+    header = panel.header.value
+    assert "25 / 25 trials" in header and "width:100.0%" in header  # the count and a full bar
+    assert "FINISHED" in header and study.name in header
     assert panel.board.value.count('class="nbautoml-row"') == 20  # top 20 of 24 complete
     assert "failed ×1: exception: ValueError: boom in trial 2" in panel.board.value
     assert "complete <b>24</b>" in panel.board.value and "failed <b>1</b>" in panel.board.value
     best = study.best_trial
-    assert best is not None and f"{best.value:.4g}" in panel.best.value and f"(trial {best.number})" in panel.best.value
+    assert best is not None and f"{best.value:.4g}" in header and f"(trial {best.number})" in header
     assert panel.stop_button.disabled and not panel.resume_button.disabled
     panel.close()
 
@@ -93,7 +93,7 @@ def test_stop_then_resume_continues_to_the_budget() -> None:
     assert study.state is StudyState.STOPPED
     interrupted = [t for t in study.trials if t.state is TrialState.INTERRUPTED]
     assert interrupted and study.n_finished < 6
-    wait_for(lambda: "STOPPED" in panel.title.value)  # the pump's final flush
+    wait_for(lambda: "STOPPED" in panel.header.value)  # the pump's final flush
     assert "interrupted ×1: stopped after step" in panel.board.value
 
     panel.trials_input.value = 6
@@ -101,7 +101,7 @@ def test_stop_then_resume_continues_to_the_budget() -> None:
     assert study.wait(30) and study.n_finished == 6 and study.state is StudyState.FINISHED
     rerun = [t for t in study.trials if t.resumed_from == interrupted[0].number]
     assert rerun and rerun[0].resume_step > 0  # continued from its checkpoint
-    wait_for(lambda: "6 / 6 trials" in panel.progress.value)
+    wait_for(lambda: "6 / 6 trials" in panel.header.value)
 
     panel.resume_button.click()  # past the budget: asks for a larger one
     assert "set trials above 6" in panel.message.value and "nbautoml-ask" in panel.trials_input._dom_classes
@@ -213,7 +213,7 @@ def test_panel_follows_a_search_started_elsewhere() -> None:
     done = threading.Event()
     study.events.subscribe(lambda event: done.set(), panel_module.StudyFinished)
     study.optimize(slow, trials=3, background=True, show=False)
-    wait_for(lambda: "RUNNING" in panel.title.value or done.is_set())
+    wait_for(lambda: "RUNNING" in panel.header.value or done.is_set())
     assert study.wait(20) and done.wait(5)
-    wait_for(lambda: "3 / 3 trials" in panel.progress.value and "FINISHED" in panel.title.value)
+    wait_for(lambda: "3 / 3 trials" in panel.header.value and "FINISHED" in panel.header.value)
     panel.close()
