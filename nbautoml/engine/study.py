@@ -105,6 +105,7 @@ class Study(TrialBook):
         self.max_failures = max_failures
         self.keep_checkpoints = keep_checkpoints
         self.message = ""
+        self.space_note = ""
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._state = StudyState.IDLE
@@ -207,6 +208,7 @@ class Study(TrialBook):
         if current is not None:
             reused = len(self.history_in_space(space))
             self.message = f"space version {version}: {diff}; {reused} past trials lie inside and are reused"
+            self.space_note = self.message  # kept until a front end shows it (message moves on with the run)
             log.info("study %r: %s", self.name, self.message)
         self.events.emit(SpaceChanged(self.name, version=version, diff=diff.to_json()))
         return diff

@@ -150,6 +150,9 @@ class AutoMLMagics(Magics):
             old = previous.objective
             objective.best_number, objective.best_value = old.best_number, old.best_value
             objective.best_namespace = old.best_namespace
+        if study.space_note:  # an edited hp.* range: say what changed and what history is reused
+            print(f"{study.name}: {study.space_note}")
+            study.space_note = ""
         REGISTRY.pop(name, None)
         REGISTRY[name] = entry = Entry(study, objective, run_options)
         self._run(entry, background=args.background)

@@ -120,6 +120,7 @@ def test_rerun_continues_and_edited_range_is_a_new_space_version(ip: Interactive
     cell(ip, "--trials 5 --sampler random", QUAD.replace("-2.0, 2.0", "-1.0, 1.0"))
     study = ip.user_ns["study"]
     assert study.name == name and study.n_finished == 5 and study.space_version == 1
+    assert "space version 1: ~x;" in capsys.readouterr().out  # the edit is shown with the reused history
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert all(-1 <= t.params["x"] <= 1 for t in study.trials[3:])
     cell(ip, "--trials 2 --sampler random --fresh")
