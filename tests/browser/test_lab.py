@@ -33,7 +33,7 @@ X, y = X[:360], y[:360]
 
 SEARCH = """\
 %%automl --name {name} --trials 6 {flags} --sampler random --seed 0
-time.sleep(0.5)  # keeps each trial on screen a moment
+time.sleep(1.0)  # keeps each trial on screen a moment
 model = nbautoml.torch.mlp(64, 10, layers=hp.int("layers", 1, 2), units=hp.choice("units", [16, 32]))
 nbautoml.torch.train(model, (X, y), lr=hp.float("lr", 1e-3, 1e-1, log=True), epochs=8, batch_size=32, seed=0)"""
 
@@ -106,8 +106,8 @@ def test_panel_streams_plots_stops_and_resumes(lab: Lab, page: Any) -> None:
     shot(page, "1-running")
 
     page.locator(".nbautoml-tabs .lm-TabBar-tab").nth(1).click()  # the optimisation history
-    wait_until(page, lambda: page.locator(".nbautoml-tabs .bk-Canvas").count() > 0, 60, "a Bokeh canvas")
-    page.wait_for_timeout(1500)  # a flush or two stream into it
+    wait_until(page, lambda: page.locator(".nbautoml-tabs .bk-Canvas >> visible=true").count() > 0, 60,
+               "a Bokeh canvas")
     assert page.locator(".nbautoml-tabs canvas").count() > 0
     assert page.get_by_text("Could not create a view").count() == 0
     assert not [m for m in page.console_messages if "cdn.bokeh.org" in m]
