@@ -136,8 +136,8 @@ def browser(lab: Lab) -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
-    page.console_messages = []  # type: ignore[attr-defined]
-    page.on("console", lambda message: page.console_messages.append(message.text))  # type: ignore[attr-defined]
+    page.console_messages = []
+    page.on("console", lambda message: page.console_messages.append(message.text))
     try:
         yield page
     finally:
