@@ -13,6 +13,8 @@ import nbautoml as na
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.events import TrialReported
 from nbautoml.torch import models
+from nbautoml.torch._fused_layers import FusedOptimizer
+from nbautoml.torch._optim import make_optimizer
 from nbautoml.torch.fused import batch_objective, structural, train_fused, trial_seed
 from nbautoml.torch.train import BEST, CHECKPOINT, train
 
@@ -59,6 +61,40 @@ def test_fused_equals_one_by_one(optimizer: str):
     fused = train_fused(cfgs, HOLDOUT, n_outputs=10, **kw)
     for cfg, result in zip(cfgs, fused, strict=True):
         assert_same(result, one_by_one(cfg, HOLDOUT, **kw))
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "momentum", "rmsprop"])
+@pytest.mark.parametrize("per_member", [False, True])
+def test_the_optimizer_steps_like_torch_and_round_trips_its_state(name: str, per_member: bool):
+    """Both Adam forms (batched: the GPU path; per-member fused kernel: the CPU path), with members whose step
+    counts differ (one resumed from a torch optimizer's state)."""
+    torch.manual_seed(0)
+    shapes = [(5, 3), (3,)]
+    lrs, wds = [1e-2, 3e-3], [0.0, 1e-2]
+    refs = [[torch.nn.Parameter(torch.randn(s)) for s in shapes] for _ in lrs]
+    opts = [make_optimizer(name, r, lr=lr, weight_decay=wd, momentum=0.8)
+            for r, lr, wd in zip(refs, lrs, wds, strict=True)]
+    for _ in range(2):  # member 1 starts two steps ahead
+        for p in refs[1]:
+            p.grad = torch.randn_like(p)
+        opts[1].step()
+    params = [torch.stack([r[j].detach() for r in refs]).requires_grad_() for j in range(len(shapes))]
+    fopt = FusedOptimizer(name, params, lr=lrs, weight_decay=wds, momentum=[0.8, 0.8], per_member=per_member)
+    fopt.load(1, opts[1], lambda j, t: t)
+    for _ in range(3):
+        grads = [torch.randn(len(lrs), *s) for s in shapes]
+        for k, (r, opt) in enumerate(zip(refs, opts, strict=True)):
+            for p, g in zip(r, grads, strict=True):
+                p.grad = g[k].clone()
+            opt.step()
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        fopt.step(params)
+    for k, r in enumerate(refs):
+        assert max((p[k] - q).abs().max().item() for p, q in zip(params, r, strict=True)) < 1e-6
+    host = fopt.host_state()
+    fopt.export(host, 1, opts[0], lambda j, t: t)  # member 1's state, written in torch's format
+    assert opts[0].state_dict()["state"].keys() == opts[1].state_dict()["state"].keys()
 
 
 @pytest.mark.parametrize("norm", ["batch", "layer"])
@@ -154,7 +190,7 @@ def test_study_with_batches_reports_prunes_and_keeps_loadable_best_checkpoints()
 def test_the_objective_falls_back_to_train_with_the_same_seeds():
     trials = [Trial(n, {"lr": 5e-3, "weight_decay": 1e-4, "dropout": 0.1, "units": 16}) for n in (3, 4)]
     fused = batch_objective(HOLDOUT, n_outputs=10, epochs=2, batch_size=32, seed=7)(trials)
-    alone = batch_objective(HOLDOUT, n_outputs=10, epochs=2, batch_size=32, seed=7, min_group=3)(trials)
+    alone = batch_objective(lambda params: HOLDOUT, n_outputs=10, epochs=2, batch_size=32, seed=7, min_group=3)(trials)
     for a, b in zip(fused, alone, strict=True):
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=TOL)
     assert trial_seed(7, trials[0]) == 7 * 100003 + 3 * 101
