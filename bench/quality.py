@@ -28,7 +28,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -253,8 +253,14 @@ def main() -> None:
     seeds = args.seeds or (2 if args.quick else 5)
     began = time.perf_counter()
     jobs = [(name, seed, trials, args.threads) for seed in range(seeds) for name in args.datasets]
+    rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        rows = [row for part in pool.map(job, jobs) for row in part]
+        futures = {pool.submit(job, j): j for j in jobs}
+        for n, future in enumerate(as_completed(futures), 1):
+            rows += future.result()
+            name, seed = futures[future][:2]
+            print(f"[{time.perf_counter() - began:.0f} s] {n}/{len(jobs)} done: {name} seed {seed}", flush=True)
+    rows.sort(key=lambda r: (list(DATASETS).index(r["dataset"]), METHODS.index(r["method"]), r["seed"], r["trial"]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""

@@ -50,6 +50,7 @@ class Member:
 
 
 def shared_param(params: list[dict[str, Any]], name: str, default: Any) -> Any:
+    """A structural training param (batch size, optimizer): the members' common value, or ValueError."""
     values = {json.dumps(p.get(name, default), default=str) for p in params}
     if len(values) > 1:
         raise ValueError(f"{name!r} differs inside a fused group ({sorted(values)}): group trials by it")
@@ -57,6 +58,7 @@ def shared_param(params: list[dict[str, Any]], name: str, default: Any) -> Any:
 
 
 def member_seed(i: int, params: Mapping[str, Any], trial: Trial | None, seed: int | Sequence[int] | None) -> int:
+    """params["seed"], else seed[i], else fit's rule for a trial, else seed + i (random when seed is None)."""
     if "seed" in params:
         return int(params["seed"])
     if isinstance(seed, Sequence):
