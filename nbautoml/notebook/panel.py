@@ -16,8 +16,9 @@ Resume contract (how the panel knows what to run):
 3. else the panel says how to resume (re-run the cell / ``%automl resume NAME``).
 Resume with ``trials`` not above the finished count asks for a larger budget in the ``trials`` box.
 
-Stop calls ``study.stop()``. A blocking search keeps the kernel busy, so its Stop click is only handled once the
-cell ends: the kernel's interrupt (■) is the way to stop it, and the button's tooltip says so.
+Stop calls ``study.stop()``. A blocking search keeps the kernel busy, so a Stop click is only handled once the
+cell has ended (seen in JupyterLab 4.6 / ipykernel 7.4: the click arrived after all trials ran): the kernel's
+interrupt (■) is the way to stop it, and the panel's note and the button's tooltip say so.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ class StudyPanel(widgets.VBox):
         self.apply_button.on_click(lambda _b: self.apply_space())
         self.tabs.observe(self._tab_changed, names="selected_index")
         self._unsubscribe = study.events.subscribe(self._on_event)
+        if not background and study.state in RUNNING_STATES:
+            # measured: a click reaches the kernel only after the running cell ends
+            self._note("a blocking search: stop it with the kernel's interrupt (■); Stop is for --background ones")
         self.flush()
         if study.state in RUNNING_STATES:
             self._start_pump()

@@ -148,6 +148,7 @@ def test_interrupt_button_stops_a_blocking_search(lab: Lab, page: Any) -> None:
 
     wait_until(page, lambda: (finished_count(page) or 0) >= 1, 240, "the first finished trial")
     assert (finished_count(page) or 0) < 6
+    assert "interrupt" in page.locator(".nbautoml-message").first.inner_text()  # Stop cannot reach a busy kernel
     page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:interrupt-kernel']").first.click()
     wait_until(page, lambda: panel_state(page) == "STOPPED", 120, "the panel to show STOPPED")
     page.wait_for_function(
