@@ -1,8 +1,12 @@
 """Quality bar of ``nbautoml.fit`` on scikit-learn's bundled data sets (issue 4). Not part of the tests.
 
-    python bench/automl_bar.py                       # the full bar; writes bench/results/automl_bar.md
-    python bench/automl_bar.py --quick               # a smoke run: 1 split, 3 trials, 4 epochs
+    python bench/automl_bar.py                  # the full bar (hours on 2 busy cores)
+    python bench/automl_bar.py --quick          # a smoke run: 1 split, 3 trials, 4 epochs; saves nothing
     python bench/automl_bar.py --sets digits_cnn --splits 2 --trials 20
+    python bench/automl_bar.py --report-only    # rewrite the report from bench/results/automl_bar.json
+
+Each set's figures are saved to bench/results/automl_bar.json as soon as the set is done (with its budget,
+date and torch version), and the report bench/results/automl_bar.md is written from all saved sets.
 
 Each data set is cut into 5 stratified outer splits (StratifiedKFold, shuffled, seed 0; KFold for diabetes);
 ``fit`` sees only the training part (its own holdout or CV is inside it) and the figure is the mean test score
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import sys
@@ -96,25 +101,24 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"name": name, "task": task, "rows": rows}
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace, total: float) -> str:
-    import torch
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+def report(results: list[dict[str, Any]]) -> str:
+    cpu = ""
+    if Path("/proc/cpuinfo").exists():
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
     lines = [
         "# nbautoml.fit quality bar (bench/automl_bar.py)",
         "",
-        f"- date: {dt.date.today().isoformat()}; machine: {os.cpu_count()} cores ({cpu}), no GPU; "
-        f"torch {torch.__version__} with {args.threads} thread(s); Python {platform.python_version()}",
-        f"- budget per fit: trials={args.trials}, timeout={args.timeout}s, epochs={args.epochs or 'default'}, "
-        f"cv={args.cv}, ensemble={args.ensemble}, sampler={args.sampler}; {args.splits} outer split(s)",
-        f"- total wall time: {total / 60:.1f} min (the machine was shared with other work: times are upper bounds)",
+        f"Machine: {os.cpu_count()} cores ({cpu or platform.processor()}), no GPU, shared with other work (load "
+        "average 6-10 during the runs, so seconds are upper bounds). Budget per `fit` below; `predict` is "
+        "what `fit` chose (best model or ensemble, by holdout score); both are shown.",
         "",
-        "| data set | metric | nbautoml (predict) | best model | ensemble | anchors | bar | s / fit |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data set | metric | nbautoml (predict) | best model | ensemble | anchors (same splits) | bar | "
+        "s / fit | budget per fit | run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
-        rows = res["rows"]
+        rows, a = res["rows"], res["args"]
         metric = "R²" if res["task"] == "regression" else "accuracy"
 
         def mean(key: str, rows: list[dict[str, Any]] = rows) -> str:
@@ -125,28 +129,33 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, total: float
         bar = BARS[res["name"]]
         met = np.mean([r["score"] for r in rows]) >= bar if bar else None
         bar_text = "—" if bar is None else f"{bar:.3f} {'met' if met else 'MISSED'}"
-        lines.append(f"| {res['name']} | {metric} | {mean('score')} | {mean('best_model')} | {mean('ensemble')} | "
-                     f"{anchor_text} | {bar_text} | {np.mean([r['seconds'] for r in rows]):.0f} |")
-    lines += ["", "Per split (test score of what `predict` used; which one it was):", ""]
+        budget = (f"trials={a['trials']}, timeout={a['timeout']} s, epochs={a['epochs'] or 'default'}, "
+                  f"cv={a['cv']}, ensemble={a['ensemble']}, {a['sampler']}, {a['threads']} thread")
+        lines.append(f"| {res['name']} | {metric} | {mean('score')} | {mean('best_model')} | {mean('ensemble')} "
+                     f"| {anchor_text} | {bar_text} | {np.mean([r['seconds'] for r in rows]):.0f} | {budget} | "
+                     f"{res['date']}, torch {res['torch']} |")
+    lines += ["", "Per outer split: test score of what `predict` used (which one; finished / COMPLETE trials; "
+              "seconds):", ""]
     for res in results:
-        shown = ", ".join(f"{r['score']:.4f} ({r['selected']}, {r['trials']} trials, {r['complete']} complete, "
-                          f"{r['seconds']:.0f}s)" for r in res["rows"])
+        shown = ", ".join(f"{r['score']:.4f} ({r['selected']}; {r['trials']}/{r['complete']}; {r['seconds']:.0f} s)"
+                          for r in res["rows"])
         lines.append(f"- {res['name']}: {shown}")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 split, 3 trials, 4 epochs")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 split, 3 trials, 4 epochs; saves nothing")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per fit")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per fit")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--cv", type=int, default=None)
     parser.add_argument("--ensemble", type=int, default=5)
     parser.add_argument("--sampler", default="bayes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for tiny models)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the saved results")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "automl_bar.md"))
     args = parser.parse_args(argv)
     if args.quick:
@@ -154,13 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    began = time.time()
-    results = [run_set(name, args) for name in args.sets]
-    text = report(results, args, time.time() - began)
-    print(text)
+    saved_path = Path(args.out).with_suffix(".json")
+    saved: dict[str, Any] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    for name in [] if args.report_only else args.sets:
+        res = run_set(name, args)
+        res.update(date=dt.date.today().isoformat(), torch=torch.__version__,
+                   args={k: getattr(args, k) for k in ("trials", "timeout", "epochs", "cv", "ensemble", "sampler",
+                                                      "threads", "splits")})
+        if args.quick:
+            print(report([res]))
+            continue
+        saved[name] = res  # each set is saved as soon as it is done: a long run can be resumed per set
+        saved_path.parent.mkdir(parents=True, exist_ok=True)
+        saved_path.write_text(json.dumps(saved, indent=1))
     if not args.quick:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        text = report([saved[name] for name in SETS if name in saved])
         Path(args.out).write_text(text)
+        print(text)
     return 0
 
 

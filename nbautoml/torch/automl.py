@@ -34,6 +34,7 @@ from nbautoml.engine.samplers.base import make_sampler
 from nbautoml.engine.schedulers import ASHA
 from nbautoml.engine.study import Study
 from nbautoml.engine.trial import Trial
+from nbautoml.events import StudyFinished
 from nbautoml.space import Choice, Real, Space
 from nbautoml.torch import models
 from nbautoml.torch.data import Preprocessor, TargetEncoder, holdout, kfold, layout_of, split_xy
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 FAMILIES = {"tabular": ("mlp",), "sequence": ("cnn1d", "gru"), "image": ("cnn2d",)}
 _LAYOUTS = {"mlp": ("tabular", "sequence", "image"), "cnn1d": ("sequence",), "gru": ("sequence",),
             "cnn2d": ("image",)}
+GRACE_MIN = 10.0  # seconds a trial may run past fit's timeout before it is stopped
 _METRICS = {"regression": ("val_loss", "val_r2", "val_mae"), "classification": ("val_loss", "val_acc")}
 
 
@@ -270,7 +272,8 @@ def fit(data: Any, target: Any = None, *, task: str = "auto", trials: int = 40, 
     "classification", "binary", "multiclass" or "regression". ``metric``: "val_loss" (default), "val_acc",
     "val_r2" or "val_mae". ``cv=k``: k-fold cross-validation instead of a 20% stratified holdout.
     ``model``: "auto" (from the layout), "mlp", "cnn1d", "cnn2d", "gru" or a list. ``ensemble``: how many top
-    trials the ensemble averages (and the study keeps checkpoints of). ``epochs``: ASHA's maximum per trial
+    trials the ensemble averages (and the study keeps checkpoints of). ``timeout``: seconds; no trial starts
+    after it and trials still running a tenth later are stopped. ``epochs``: ASHA's maximum per trial
     (default from the data size). Re-running the same call continues the same study (``name`` defaults to
     one derived from the task and the data's columns/shape); ``storage=":memory:"`` keeps nothing on disk.
     """
@@ -309,6 +312,30 @@ def fit(data: Any, target: Any = None, *, task: str = "auto", trials: int = 40, 
                   seed=seed, keep_checkpoints=max(1, ensemble))
     objective = _Objective(prepared, kinds, encoder.n_outputs, epochs, seed, metric, study.mode)
     result = AutoMLResult(study, prepared, encoder, kinds, ensemble)
+    _deadline(study, timeout)
     study.optimize(objective, trials=trials, timeout=timeout, parallel=parallel, background=background,
                    show=show)
     return result
+
+
+def _deadline(study: Study, timeout: float | None) -> threading.Timer | None:
+    """Make ``timeout`` a budget: no trial starts after it (the study's rule) and one still running a tenth
+    later (at least 10 s) is stopped — INTERRUPTED, so re-running the same ``fit`` resumes it."""
+    if timeout is None:
+        return None
+
+    def stop() -> None:
+        if study.state.value == "RUNNING":
+            log.info("fit: %r ran past its timeout of %.0f s; stopping the running trials", study.name, timeout)
+            study.stop(source="timeout")
+
+    timer = threading.Timer(timeout + max(GRACE_MIN, timeout / 10), stop)
+    timer.daemon = True
+
+    def finished(event: Any) -> None:
+        timer.cancel()
+        unsubscribe()
+
+    unsubscribe = study.events.subscribe(finished, StudyFinished)
+    timer.start()
+    return timer

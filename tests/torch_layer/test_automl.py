@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +148,15 @@ def test_default_space_joins_preprocessing_family_and_training() -> None:
         assert len(starts) == len(kinds) and all(space.contains(p) for p in starts)
     with pytest.raises(ValueError, match="cnn2d"):
         fit(np.zeros((20, 3)), target=np.arange(20) % 2, model="cnn2d", **TINY)  # type: ignore[arg-type]
+
+
+def test_timeout_stops_a_trial_that_runs_past_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbautoml.torch.automl as automl
+
+    monkeypatch.setattr(automl, "GRACE_MIN", 0.0)
+    x, y = load_digits(return_X_y=True)
+    began = time.time()
+    result = fit(x[:400], target=y[:400], trials=5, epochs=500, timeout=1.5, storage=":memory:", show=False)
+    assert time.time() - began < 60  # 500 epochs would take minutes
+    states = [t.state.value for t in result.study.trials]
+    assert states[-1] == "INTERRUPTED"  # re-running the same fit would resume it
