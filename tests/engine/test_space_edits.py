@@ -64,7 +64,7 @@ def test_edit_through_the_constructor_records_a_version(first_run):
 
 
 def test_metric_or_mode_change_is_refused(first_run):
-    with pytest.raises(ValueError, match="optimises metric='value', not 'val_loss'.*fresh=True"):
+    with pytest.raises(ValueError, match=r"optimises metric='value', not 'val_loss'.*fresh=True"):
         na.Study("edit", metric="val_loss")
     with pytest.raises(ValueError, match="mode='min', not 'max'"):
         na.Study("edit", mode="max")
