@@ -186,6 +186,7 @@ class AutoMLResult:
         frame = pd.DataFrame(rows)
         if frame.empty:
             return frame
+        frame["rank"] = frame["rank"].astype("Int64")  # stays an integer next to the unranked (None) rows
         columns = ["rank", *[c for c in frame.columns if c != "rank"]]
         return frame[columns].reset_index(drop=True)
 
