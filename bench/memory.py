@@ -3,8 +3,9 @@ objective run through a Study (journal on disk, epoch checkpoints, best.pt, chec
 
 Each trial builds an MLP from its params and trains it with ``nbautoml.torch.train`` for a few epochs on
 sklearn digits (reports, checkpoints). ``--batch K`` runs the same search through the fused batch objective
-(``nbautoml.torch.fused.batch_objective``, groups of K). RSS is read after every trial finishes (no forced
-garbage collection: what a user would see); drift = RSS at the end minus RSS after the warm-up trials.
+(``nbautoml.torch.fused.batch_objective`` with ``group_size=K``: fused groups of K). RSS is read after every
+trial finishes (no forced garbage collection: what a user would see); drift = RSS at the end minus RSS after
+the warm-up trials.
 On CUDA, ``torch.cuda.memory_allocated`` is read the same way (goal: back to its baseline after each trial).
 
 Run: python bench/memory.py [--trials 200] [--warmup 20] [--device cpu|cuda] [--batch K] [--threads 1]
@@ -70,7 +71,8 @@ def main() -> None:
         study = na.Study("memory", SPACE, metric="val_acc", sampler="random", seed=0)
         study.events.subscribe(sample, TrialFinished)
         if args.batch:
-            fused = batch_objective(data, n_outputs=10, epochs=args.epochs, batch_size=64, device=args.device)
+            fused = batch_objective(data, n_outputs=10, epochs=args.epochs, batch_size=64, device=args.device,
+                                    group_size=args.batch)  # whole groups of K sharing an architecture
             study.optimize(fused, trials=args.trials, batch=args.batch, group_by=structural(SPACE.names),
                            show=False)
         else:
