@@ -78,6 +78,7 @@ from nbautoml.torch._optim import LRSchedule, make_optimizer
 from nbautoml.torch.train import (
     BEST,
     TrainResult,
+    _check_common,
     _default_mode,
     _device,
     _fits,
@@ -121,15 +122,8 @@ def train_fused(members: Sequence[Trial | Mapping[str, Any]], data: Any, *, kind
         raise ValueError(f"fused training covers {list(FUSED_KINDS)}, not {kind!r}: train it with train()")
     if not members:
         return []
-    _positive_int("epochs", epochs)
-    _positive_int("early_stopping", early_stopping, allow_none=True)
+    _check_common(epochs, early_stopping, grad_clip, val_split, mode)
     _positive_int("checkpoint_every", checkpoint_every, allow_none=True)
-    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
-        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
-    if not (isinstance(val_split, (int, float)) and 0 < val_split < 1):
-        raise ValueError(f"val_split must be between 0 and 1, got {val_split!r}")
-    if mode is not None and mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if rng not in ("auto", "exact", "fast"):
         raise ValueError(f"rng must be 'auto', 'exact' or 'fast', got {rng!r}")
     trials = [m if isinstance(m, Trial) else None for m in members]

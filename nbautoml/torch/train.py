@@ -89,6 +89,18 @@ def _peak_mb(dev: torch.device) -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
+def _check_common(epochs: Any, early_stopping: Any, grad_clip: Any, val_split: Any, mode: Any) -> None:
+    """The options train() and train_fused() share, checked the same way."""
+    _positive_int("epochs", epochs)
+    _positive_int("early_stopping", early_stopping, allow_none=True)
+    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
+        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
+    if not (isinstance(val_split, (int, float)) and 0 < val_split < 1):
+        raise ValueError(f"val_split must be between 0 and 1, got {val_split!r}")
+    if mode is not None and mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+
+
 def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -167,15 +179,8 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
     after k epochs without a new best. ``schedule_options`` tunes a schedule (see :mod:`._optim`); ``amp``
     turns bf16 autocast on CUDA off when False. ``task``: "auto" | "classification" | "binary" | "regression".
     """
-    _positive_int("epochs", epochs)
     _positive_int("batch_size", batch_size)
-    _positive_int("early_stopping", early_stopping, allow_none=True)
-    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
-        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
-    if not (isinstance(val_split, (int, float)) and 0 < val_split < 1):
-        raise ValueError(f"val_split must be between 0 and 1, got {val_split!r}")
-    if mode is not None and mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    _check_common(epochs, early_stopping, grad_clip, val_split, mode)
     trial = trial if trial is not None else current_trial()
     dev = _device(device)
     params = list(model.parameters())

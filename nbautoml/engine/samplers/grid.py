@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from nbautoml.engine.samplers.base import Observation, Params
-from nbautoml.engine.samplers.random import point_key
+from nbautoml.engine.samplers.base import Params
+from nbautoml.engine.samplers.random import _RemembersTold, point_key
 from nbautoml.space import Choice, Dimension, Int, Real, Space
 
 __all__ = ["GridSampler"]
@@ -42,7 +42,7 @@ def grid_values(dim: Dimension, points: int) -> list[Any]:
     return [float(v) for v in spaced]
 
 
-class GridSampler:
+class GridSampler(_RemembersTold):
     """Exhaustive search over a grid (see the module docstring); seeded, deterministic."""
 
     name = "grid"
@@ -90,15 +90,6 @@ class GridSampler:
                 seen.add(key)
                 out.append(dict(point))
         return out
-
-    def tell(self, params: Params, value: float | None) -> None:
-        point = self.space.project(params)
-        if point is not None:
-            self._told.add(point_key(point))
-
-    def tell_many(self, observations: Sequence[Observation]) -> None:
-        for params, value in observations:
-            self.tell(params, value)
 
     def _point(self, position: int) -> Params:
         index = int(self._order[position]) if self._order is not None else (

@@ -41,7 +41,23 @@ def space_size(space: Space) -> float:
     return size
 
 
-class RandomSampler:
+class _RemembersTold:
+    """Samplers that learn nothing from values but never repeat a point already told."""
+
+    space: Space
+    _told: set[str]
+
+    def tell(self, params: Params, value: float | None) -> None:
+        point = self.space.project(params)
+        if point is not None:
+            self._told.add(point_key(point))
+
+    def tell_many(self, observations: Sequence[Observation]) -> None:
+        for params, value in observations:
+            self.tell(params, value)
+
+
+class RandomSampler(_RemembersTold):
     """Uniform random points; the same seed and the same tells give the same asks."""
 
     name = "random"
@@ -70,14 +86,6 @@ class RandomSampler:
             out.append(point)
         return out
 
-    def tell(self, params: Params, value: float | None) -> None:
-        point = self.space.project(params)
-        if point is not None:
-            self._told.add(point_key(point))
-
-    def tell_many(self, observations: Sequence[Observation]) -> None:
-        for params, value in observations:
-            self.tell(params, value)
 
     def _draw(self, seen: set[str]) -> Params | None:
         for _ in range(_ATTEMPTS):
