@@ -1,15 +1,16 @@
 """The pieces of fused training: K same-shape models as stacked tensors, their optimizer, losses and metrics.
 
 :class:`FusedNet` is built *from K reference models* (what :func:`nbautoml.torch.models.build` returns for
-each configuration), walked in lockstep: every parameter and buffer becomes one tensor with a leading K dim,
-``nn.Linear`` becomes ``torch.baddbmm``, batch norm one ``F.batch_norm`` over K·H channels. So each member
-starts from exactly the weights its one-by-one twin would, and :meth:`FusedNet.export` writes a member back
-into its reference model, whose ``state_dict`` is then the one train() would have saved. Linear weights are
-kept transposed, (K, in, out): neither the forward nor the backward pass then copies layouts. Dropout may differ
-per member (its rate is not structural; ``mlp`` leaves the module out at rate 0): with ``rng="exact"`` each
-member draws its masks from its own CPU generator in the same order ``F.dropout`` draws from the global one,
-so a fused member and its one-by-one twin see identical masks; ``"fast"`` draws one mask tensor for the
-whole group (the GPU default).
+each configuration: MLPs and CNNs), walked in lockstep: every parameter and buffer becomes one tensor with a
+leading K dim, ``nn.Linear`` becomes ``torch.baddbmm``, batch norm one ``F.batch_norm`` over K·H channels, and
+a CNN's conv / norm / pool ops run on maps packed along the channel axis, a convolution as one grouped
+convolution (:mod:`._fused_conv`). So each member starts from exactly the weights its one-by-one twin would,
+and :meth:`FusedNet.export` writes a member back into its reference model, whose ``state_dict`` is then the one
+train() would have saved. Linear weights are kept transposed, (K, in, out): neither the forward nor the
+backward pass then copies layouts. Dropout may differ per member (its rate is not structural; the families
+leave the module out at rate 0): with ``rng="exact"`` each member draws its masks from its own CPU generator in
+the same order and shapes ``F.dropout`` draws from the global one, so a fused member and its one-by-one twin
+see identical masks; ``"fast"`` draws one mask tensor for the whole group (the GPU default).
 
 :class:`FusedOptimizer` re-implements torch's single-tensor SGD / momentum / Nesterov / RMSprop / Adam /
 AdamW updates with a per-member lr, weight decay and momentum (K-vectors broadcast over each parameter), in
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nbautoml.torch import _fitdata as fd
+from nbautoml.torch import _fused_conv as fc
 from nbautoml.torch.models import _Residual
 
 __all__ = ["FusedEvaluator", "FusedNet", "FusedOptimizer", "member_losses"]
@@ -37,7 +39,8 @@ Op = tuple[Any, ...]
 
 
 class FusedNet:
-    """K models of one architecture (Sequential / Linear / norms / activations / residual / dropout)."""
+    """K models of one architecture (Sequential / Linear / Conv / norms / pools / activations / residual /
+    dropout)."""
 
     def __init__(self, refs: Sequence[nn.Module], device: torch.device, rng: str = "fast",
                  generators: Sequence[torch.Generator | None] | None = None) -> None:
@@ -82,20 +85,16 @@ class FusedNet:
             weight = self._param(mods, "weight")
             self.tposed.add(weight)
             return [("linear", weight, bias)]
-        if isinstance(first, nn.BatchNorm1d):
-            if not (first.affine and first.track_running_stats) or first.momentum is None:
-                raise TypeError("only affine BatchNorm1d with running stats and a momentum can be fused")
-            names = ("running_mean", "running_var", "num_batches_tracked")
-            rm, rv, nbt = (self._buffer(mods, n) for n in names)
-            return [("bn", self._param(mods, "weight"), self._param(mods, "bias"), rm, rv, nbt, first.eps,
-                     first.momentum)]
+        conv = fc.parse(mods, lambda name: self._param(mods, name), lambda name: self._buffer(mods, name))
+        if conv is not None:
+            return conv
         if isinstance(first, nn.LayerNorm):
             if not first.elementwise_affine or first.bias is None or len(first.normalized_shape) != 1:
                 raise TypeError("only LayerNorm(features) with weight and bias can be fused")
             return [("ln", self._param(mods, "weight"), self._param(mods, "bias"), first.eps)]
         if isinstance(first, _ELEMENTWISE):
             return [("act", first)]
-        raise TypeError(f"cannot fuse {type(first).__name__} (fused training covers MLPs)")
+        raise TypeError(f"cannot fuse {type(first).__name__} (fused training covers MLPs and CNNs)")
 
     def _parse_sequence(self, seqs: list[nn.Module]) -> list[Op]:
         """Children without Dropout must match; a Dropout after child i (any rate, or absent) is per member."""
@@ -140,48 +139,41 @@ class FusedNet:
     # ---- running -----------------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         """(K, B, *input) → (K, B, outputs)."""
-        return self._run(self.plan, x, training)
+        return self._run(self.plan, x, False, training)[0]
 
-    def _run(self, ops: list[Op], x: torch.Tensor, training: bool) -> torch.Tensor:
+    def _run(self, ops: list[Op], x: torch.Tensor, packed: bool, training: bool) -> tuple[torch.Tensor, bool]:
+        """``packed``: x is (B, K·C, *S) (:mod:`._fused_conv`), else (K, B, ...); converted only where an op
+        needs the other layout, so a CNN packs once at its first conv and unpacks once at its Flatten."""
         p, buf = self.params, self.buffers
         for op in ops:
             kind = op[0]
-            if kind == "flatten":
-                x = x.reshape(x.shape[0], x.shape[1], -1)
-            elif kind == "linear":
-                w = p[op[1]]
-                x = torch.bmm(x, w) if op[2] is None else torch.baddbmm(p[op[2]].unsqueeze(1), x, w)
+            if kind in fc.PACKED:
+                features = kind == "bn" and not packed and x.dim() == 3  # an MLP's (K, B, H): back after the op
+                x = fc.run(op, x if packed else fc.pack(x), self.k, p, buf, training)
+                x, packed = (fc.unpack(x, self.k), False) if features else (x, True)
             elif kind == "act":
                 x = op[1](x)
-            elif kind == "bn":
-                k, b, h = x.shape
-                flat = x.transpose(0, 1).reshape(b, k * h)
-                flat = F.batch_norm(flat, buf[op[3]].view(-1), buf[op[4]].view(-1), p[op[1]].reshape(-1),
-                                    p[op[2]].reshape(-1), training, op[7], op[6])
-                if training:
-                    buf[op[5]].add_(1)
-                x = flat.reshape(b, k, h).transpose(0, 1)
-            elif kind == "ln":
-                x = F.layer_norm(x, x.shape[-1:], None, None, op[3])
-                x = torch.addcmul(p[op[2]].unsqueeze(1), x, p[op[1]].unsqueeze(1))
             elif kind == "res":
-                x = self._run(op[1], x, training) + (self._run(op[2], x, training) if op[2] else x)
-            elif kind == "drop" and training:
-                x = self._dropout(x, op[1])
-        return x
-
-    def _dropout(self, x: torch.Tensor, slot: int) -> torch.Tensor:
-        keep = self._keep[slot]
-        if all(q >= 1.0 for q in keep):
-            return x
-        if self.rng == "exact":  # each member's own generator, drawn exactly as F.dropout draws on CPU
-            shape = x.shape[1:]
-            masks = [torch.ones(shape, dtype=x.dtype, device=x.device) if q >= 1.0 else
-                     torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(q, generator=g).div_(q)
-                     for q, g in zip(keep, self.generators, strict=True)]
-            return x * torch.stack(masks)
-        q = self._keep_t[slot].to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
-        return x * torch.empty_like(x).bernoulli_(q.expand_as(x)).div_(q)
+                body, body_packed = self._run(op[1], x, packed, training)
+                skip, skip_packed = self._run(op[2], x, packed, training)
+                if body_packed != skip_packed:  # e.g. an identity skip around a block's first conv
+                    body, skip = (t if was else fc.pack(t) for t, was in ((body, body_packed), (skip, skip_packed)))
+                x, packed = body + skip, body_packed or skip_packed
+            elif kind == "drop":
+                if training and any(q < 1.0 for q in self._keep[op[1]]):
+                    x = fc.dropout(x, packed, self._keep[op[1]], self._keep_t[op[1]], self.rng, self.generators)
+            else:  # Flatten, Linear, LayerNorm: the (K, B, F) layout
+                if packed:
+                    x, packed = fc.unpack(x, self.k), False
+                if kind == "flatten":
+                    x = x.reshape(x.shape[0], x.shape[1], -1)
+                elif kind == "linear":
+                    w = p[op[1]]
+                    x = torch.bmm(x, w) if op[2] is None else torch.baddbmm(p[op[2]].unsqueeze(1), x, w)
+                elif kind == "ln":
+                    x = F.layer_norm(x, x.shape[-1:], None, None, op[3])
+                    x = torch.addcmul(p[op[2]].unsqueeze(1), x, p[op[1]].unsqueeze(1))
+        return x, packed
 
     def select(self, keep: Sequence[int]) -> None:
         """Keep only these members (positions), in this order."""

@@ -1,8 +1,10 @@
 """K configurations of one architecture trained as one fused model: GPU throughput, and a CPU gain too.
 
 A small model leaves a GPU idle between kernel launches (FACTS.md: a digits MLP takes ~940 ms one at a time on
-an H100, ~6 ms each when 256 are fused). Here K MLPs that share every structural param run as stacked
-tensors (:mod:`._fused_layers`: batched matmuls, a per-member optimizer), while each stays a trial of its own.
+an H100, ~6 ms each when 256 are fused). Here K models of one family (:data:`FUSED_KINDS`: ``mlp``, ``cnn1d``,
+``cnn2d``) that share every structural param run as stacked tensors (:mod:`._fused_layers`: batched matmuls,
+for CNNs one grouped convolution per layer (:mod:`._fused_conv`), a per-member optimizer), while each stays a
+trial of its own. ``gru`` is not fused: its recurrence would need a batched RNN kernel; it trains one by one.
 
 ``train_fused(members, data, *, kind="mlp", input_shape=None, n_outputs, epochs=20, batch_size=64,
 optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9, schedule="none", warmup_epochs=0,
@@ -16,7 +18,11 @@ mode=None, amp=True, schedule_options=None, rng="auto", checkpoint_every=1, para
 * Each member is built by :func:`~nbautoml.torch.models.build` right after ``torch.manual_seed(seed)`` and
   trains exactly like ``train(model, data, seed=seed, ...)`` does: its own shuffling, its own validation split
   when ``data`` is ``(X, y)``, its own dropout masks (``rng="exact"``, the CPU default; on CUDA "fast", one
-  draw for the group) — so fused and one-by-one results agree to float rounding (tests/torch_layer).
+  draw for the group) — so fused and one-by-one results agree to float rounding (tests/torch_layer). One
+  exception: a bias right before batch norm has a true gradient of zero, and Adam / RMSprop scale its rounding
+  noise (a grouped conv or batched matmul sums in another order) up to lr-sized steps, so that bias and its
+  norm's running mean drift apart from the twin's (the training-mode function is the same; eval differs a
+  little through the running mean).
   Seeds: ``params["seed"]``, else ``seed[i]`` for a sequence, else :func:`trial_seed` (fit's rule) for a
   Trial, else ``seed + i``.
 * A Trial member reports DESIGN.md's metrics every epoch (``epoch_seconds`` and ``peak_memory_mb`` are the
@@ -41,10 +47,10 @@ min_group=1, group_size=None, **options) -> objective_batch`` makes the batch ob
 * ``group_size=G``: the study asks in blocks of G points that share their structural params
   (:mod:`nbautoml.engine.runners.batch`); without it, independently drawn points rarely share an
   architecture and groups stay small.
-* Trials that differ in a non-fusable param are split into sub-groups; families other than MLP, and groups
-  smaller than ``min_group``, train one by one with :func:`~nbautoml.torch.train.train` (same seeds). A
-  sub-group that runs out of memory is retried in halves; another error fails that sub-group's trials only.
-  Holdout data only (fit's ``cv`` folds are not fused).
+* Trials that differ in a non-fusable param are split into sub-groups; families outside :data:`FUSED_KINDS`
+  (``gru``), and groups smaller than ``min_group``, train one by one with :func:`~nbautoml.torch.train.train`
+  (same seeds). A sub-group that runs out of memory is retried in halves; another error fails that
+  sub-group's trials only. Holdout data only (fit's ``cv`` folds are not fused).
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ from nbautoml.torch.train import (
 
 __all__ = ["FUSABLE", "FUSED_KINDS", "batch_objective", "structural", "train_fused", "trial_seed"]
 
-FUSED_KINDS = ("mlp",)
+FUSED_KINDS = ("mlp", "cnn1d", "cnn2d")
 FUSABLE = ("lr", "weight_decay", "momentum", "dropout", "seed", "schedule", "warmup_epochs")
 """Params that may differ inside a fused group; every other param of a space is structural."""
 _HYPER = ("lr", "weight_decay", "momentum", "schedule", "warmup_epochs")
