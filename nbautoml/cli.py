@@ -108,7 +108,20 @@ FIT_FLAGS: dict[str, Flag] = {
     "cv": (("--cv",), dict(type=_positive_int, metavar="K", help="k-fold cross-validation instead of a holdout")),
     "model": (("--model",), dict(default="auto", help="auto, mlp, cnn1d, cnn2d or gru")),
     "epochs": (("--epochs",), dict(type=_positive_int, metavar="N", help="most epochs a trial trains")),
+    "fused": (("--fused",), dict(choices=("auto", "on", "off"), default="auto",
+                                 help="train trials that share an architecture as one fused model: auto (where "
+                                      "it pays), on, off")),
+    "group_size": (("--group-size",), dict(type=_positive_int, metavar="K",
+                                           help="trials per fused group (default: from the budget and device)")),
 }
+
+
+def fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """nbautoml.fit keywords from parsed FIT_FLAGS (all but the data, ``trials`` and ``background``)."""
+    return dict(target=args.target, task=args.task, timeout=args.timeout, metric=args.metric, cv=args.cv,
+                model=args.model, name=args.name, storage=args.storage, parallel=args.parallel, epochs=args.epochs,
+                seed=args.seed if args.seed is not None else 0, sampler=args.sampler or "bayes",
+                fused={"on": True, "off": False}.get(args.fused, "auto"), group_size=args.group_size)
 
 
 def add_flags(parser: argparse.ArgumentParser, flags: dict[str, Flag], skip: Sequence[str] = ()) -> None:
@@ -255,11 +268,7 @@ def _fit(args: argparse.Namespace) -> int:
     import nbautoml
 
     frame = pd.read_csv(args.data)
-    result = nbautoml.fit(frame, target=args.target, task=args.task, trials=args.trials, timeout=args.timeout,
-                          metric=args.metric, cv=args.cv, model=args.model, name=args.name, storage=args.storage,
-                          epochs=args.epochs,
-                          seed=args.seed if args.seed is not None else 0, sampler=args.sampler or "bayes",
-                          parallel=args.parallel)
+    result = nbautoml.fit(frame, trials=args.trials, **fit_options(args))
     print(result.leaderboard.head(10).to_string(index=False))
     print(describe(result.study))
     if args.export:

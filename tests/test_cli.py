@@ -102,6 +102,18 @@ def test_fit_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (tmp_path / "model").exists()
 
 
+def test_fit_options_map_the_fused_flags() -> None:
+    from nbautoml.cli import build_parser, fit_options
+
+    args = build_parser().parse_args(["fit", "d.csv", "--target", "y"])
+    assert fit_options(args)["fused"] == "auto" and fit_options(args)["group_size"] is None
+    args = build_parser().parse_args(["fit", "d.csv", "--target", "y", "--fused", "off", "--group-size", "8"])
+    assert fit_options(args)["fused"] is False and fit_options(args)["group_size"] == 8
+    assert fit_options(build_parser().parse_args(["fit", "d.csv", "--target", "y", "--fused", "on"]))["fused"] is True
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fit", "d.csv", "--target", "y", "--fused", "maybe"])
+
+
 def test_search_options_defaults_and_cluster_address() -> None:
     from nbautoml.cli import DEFAULT_TRIALS, build_parser, search_options
 

@@ -251,7 +251,7 @@ class Study(TrialBook):
     # ---- running ---------------------------------------------------------------------------------------
     def optimize(
         self,
-        objective: Callable[[Trial], Any],
+        objective: Callable[[Trial], Any] | Callable[[list[Trial]], Sequence[Any]],
         trials: int | None = None,
         timeout: float | None = None,
         parallel: int = 1,

@@ -247,10 +247,7 @@ class AutoMLMagics(Magics):
             data = shell.ev(args.data)
         except Exception as error:
             raise UsageError(f"fit: cannot evaluate DATA {args.data!r}: {type(error).__name__}: {error}") from None
-        options = dict(target=args.target, task=args.task, timeout=args.timeout, metric=args.metric, cv=args.cv,
-                       model=args.model, name=args.name, storage=args.storage, parallel=args.parallel,
-                       epochs=args.epochs,
-                       seed=args.seed if args.seed is not None else 0, sampler=args.sampler or "bayes")
+        options = cli.fit_options(args)
 
         def refit(trials: int, timeout: float | None, background: bool) -> Any:
             return nbautoml.fit(data, **{**options, "timeout": timeout}, trials=trials, background=background)

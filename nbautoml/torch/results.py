@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 _Built = tuple[Trial, list[Member], np.ndarray]  # a rebuilt trial: its fold models and out-of-fold outputs
 
 
-def family_of(params: dict[str, Any], kinds: Sequence[str]) -> tuple[str, dict[str, Any]]:
+def family_of(params: Mapping[str, Any], kinds: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """(kind, architecture params) of a trial's params (prefixes stripped when several families)."""
     if len(kinds) == 1:
         return kinds[0], dict(params)

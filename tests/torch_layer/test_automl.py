@@ -160,3 +160,49 @@ def test_timeout_stops_a_trial_that_runs_past_it(monkeypatch: pytest.MonkeyPatch
     assert time.time() - began < 60  # 500 epochs would take minutes
     states = [t.state.value for t in result.study.trials]
     assert states[-1] == "INTERRUPTED"  # re-running the same fit would resume it
+
+
+def test_fused_fit_trials_equal_one_by_one_trials_and_groups_share_their_architecture() -> None:
+    from nbautoml.torch.fused import structural
+
+    x, y = load_digits(return_X_y=True)
+    x, y = x[:300], y[:300]
+    fused = fit(x, target=y, fused=True, group_size=3, sampler="random", trials=6, epochs=3, ensemble=2,
+                storage=":memory:", show=False)
+    alone = fit(x, target=y, fused=False, sampler="random", trials=1, epochs=3, storage=":memory:", show=False)
+    trials = fused.study.trials
+    space = fused.study.space
+    assert space is not None and len(trials) == 6
+    group_by = structural(space.names)
+    assert {"units", "layers", "batch_size", "scaler", "optimizer"} <= set(group_by) and "lr" not in group_by
+    for block in (trials[:3], trials[3:]):  # asked in blocks of 3 sharing every structural param
+        assert len({tuple(str(t.params[k]) for k in group_by) for t in block}) == 1
+    assert len({t.params["lr"] for t in trials[3:]}) == 3  # the sampler's own values for the rest
+    # trial 0 (the warm start) trained inside a fused group equals its one-by-one twin: same seed, same data
+    first, twin = trials[0], alone.study.trials[0]
+    assert first.params == twin.params and first.state.value == twin.state.value == "COMPLETE"
+    assert [r.step for r in first.reports] == [r.step for r in twin.reports]
+    for a, b in zip(first.reports, twin.reports, strict=True):
+        assert a.metrics["val_loss"] == pytest.approx(b.metrics["val_loss"], abs=1e-4)
+    assert fused.predict_proba(x[:4]).shape == (4, 10)  # the ensemble loads the fused trials' best.pt
+
+
+def test_fused_choice_and_its_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbautoml.torch.automl as automl
+
+    assert automl._use_fused("auto", None, ("mlp",), "cpu")
+    assert not automl._use_fused("auto", 3, ("mlp",), "cpu")  # folds train one by one
+    assert not automl._use_fused(False, None, ("mlp",), "cuda")
+    assert automl._use_fused("auto", None, ("cnn1d", "gru"), "cuda") == ("cnn1d" in automl.FUSED_KINDS)
+    assert not automl._use_fused("auto", None, ("gru",), "cuda")
+    assert [automl.default_group_size(n, "cpu") for n in (4, 24, 40, 400, None)] == [2, 3, 4, 4, 4]
+    assert [automl.default_group_size(n, "cuda") for n in (40, 400, None)] == [5, 32, 32]
+    x, y = np.zeros((40, 3)), np.arange(40) % 2
+    with pytest.raises(ValueError, match="cv folds train one by one"):
+        fit(x, target=y, fused=True, cv=2, **TINY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fused must be"):
+        fit(x, target=y, fused="yes", **TINY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="group_size"):
+        fit(x, target=y, group_size=0, **TINY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="none of \\['gru'\\] can be fused"):
+        fit(np.zeros((40, 2, 6)), target=y, model="gru", fused=True, **TINY)  # type: ignore[arg-type]

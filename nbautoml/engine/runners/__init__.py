@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from nbautoml.engine.study import Study
@@ -15,7 +15,7 @@ __all__ = ["start"]
 
 def start(
     study: Study,
-    objective: Callable[[Trial], Any],
+    objective: Callable[[Trial], Any] | Callable[[list[Trial]], Sequence[Any]],
     *,
     trials: int | None,
     timeout: float | None,
@@ -47,7 +47,8 @@ def start(
         executor = DaskExecutor(runner, parallel, study)
     else:
         raise ValueError(f"unknown runner {runner!r}; use 'thread', 'dask', a distributed.Client or an address")
-    loop = ThreadRunner(study, objective, executor, trials=trials, timeout=timeout, parallel=parallel)
+    one_trial = cast("Callable[[Trial], Any]", objective)
+    loop = ThreadRunner(study, one_trial, executor, trials=trials, timeout=timeout, parallel=parallel)
     thread = threading.Thread(target=loop.run, name=f"nbautoml-{study.name}", daemon=True)
     thread.start()
     return thread
