@@ -90,8 +90,14 @@ def main() -> None:
     print(f"RSS drift after warm-up: {rss[-1] - warm:+.1f} MB (max {max(tail) - warm:+.1f}); "
           f"trend {slope:+.2f} MB per 100 trials")
     if cuda:
-        print(f"CUDA allocated MB: baseline {base_alloc:.1f}, max after a trial {max(alloc):.1f}, "
-              f"end {alloc[-1]:.1f}, back to baseline: {abs(alloc[-1] - base_alloc) < 1.0}")
+        warm_alloc = alloc[args.warmup - 1] if len(alloc) >= args.warmup else alloc[0]
+        torch._C._cuda_clearCublasWorkspaces()
+        cleared = torch.cuda.memory_allocated() / 2**20
+        print(f"CUDA allocated MB: before the search {base_alloc:.1f}, after warm-up {warm_alloc:.1f} (cuBLAS "
+              f"workspaces, allocated once per process), max after a trial {max(alloc):.1f}, end "
+              f"{alloc[-1]:.1f}; back to the post-warm-up baseline: {abs(alloc[-1] - warm_alloc) < 1.0}; "
+              f"after clearing cuBLAS workspaces {cleared:.1f} (back to before the search: "
+              f"{abs(cleared - base_alloc) < 1.0})")
     else:
         print("CUDA: not measured (no GPU on this machine)")
     print("rss_mb=" + ",".join(f"{v:.1f}" for v in rss))

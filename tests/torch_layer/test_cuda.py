@@ -139,3 +139,20 @@ def test_fit_on_cuda_predicts_on_the_cpu(tmp_path):
                     storage=":memory:")
     assert result.score(data.data[:200], data.target[:200]) > 0.8
     assert np.asarray(result.predict(data.data[:5])).shape == (5,)
+
+
+def test_fused_cnn_on_cuda_agrees_with_one_by_one_in_float32(monkeypatch):
+    """Grouped convolutions on the GPU: cuDNN may pick other algorithms than for one model, so only the
+    reduction order differs (TF32 off, no autocast, no dropout)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    images = (X[:600].reshape(-1, 1, 8, 8), Y[:600])
+    cfgs = [{"lr": lr, "seed": s, "blocks": 2, "channels": 8, "norm": "batch"}
+            for s, lr in enumerate((1e-3, 3e-3))]
+    kw = {"epochs": 3, "batch_size": 32, "device": "cuda", "amp": False}
+    fused = train_fused(cfgs, images, kind="cnn2d", n_outputs=10, **kw)
+    for cfg, got in zip(cfgs, fused, strict=True):
+        torch.manual_seed(cfg["seed"])
+        model = models.build("cnn2d", cfg, (1, 8, 8), 10)
+        single = train(model, images, seed=cfg["seed"], lr=cfg["lr"], **kw)
+        assert got["val_loss"] == pytest.approx(single["val_loss"], rel=1e-3)
