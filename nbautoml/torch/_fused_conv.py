@@ -7,7 +7,9 @@ Why this layout: K members' convolutions are then ONE grouped convolution (``gro
 and the per-channel affine is the members' weights laid end to end, so it is the member's own computation.
 :class:`~._fused_layers.FusedNet` packs once, where the first of these ops meets its (K, B, C, *S) input, and
 goes back to the (K, B, F) layout of the linear layers once, at the Flatten (a view, no copy): consecutive
-conv / norm / activation / pool / dropout ops run with no permute or copy between them.
+conv / norm / activation / pool / dropout ops run with no permute or copy between them. 2-D maps are packed
+channels-last: torch's CPU max pooling over many small NCHW planes was the slowest op of a fused digits CNN
+(~10x slower than channels-last), and oneDNN's conv and batch norm keep the format from there on.
 
 Stored parameters keep their leading K dim (conv weights (K, Cout, Cin, k…), biases (K, Cout)): the fused
 optimizer broadcasts its per-member K-vectors over that dim, :meth:`~._fused_layers.FusedNet.export` indexes
@@ -37,13 +39,16 @@ _POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvg
 
 
 def pack(x: torch.Tensor) -> torch.Tensor:
-    """(K, B, C, *S) → (B, K·C, *S): member k's channels at k·C..(k+1)·C (one copy)."""
-    k, b = x.shape[0], x.shape[1]
-    return x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:])
+    """(K, B, C, *S) → (B, K·C, *S): member k's channels at k·C..(k+1)·C (one copy; 2-D maps channels-last)."""
+    k, b, c = x.shape[:3]
+    if x.dim() == 5:
+        h, w = x.shape[3:]
+        return x.permute(1, 3, 4, 0, 2).contiguous().view(b, h, w, k * c).permute(0, 3, 1, 2)
+    return x.transpose(0, 1).reshape(b, k * c, *x.shape[3:])
 
 
 def unpack(x: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, K·C, *S) → (K, B, C, *S), a view."""
+    """(B, K·C, *S) → (K, B, C, *S): a view (for channels-last maps, where S is 1x1 as after global pooling)."""
     return x.reshape(x.shape[0], k, x.shape[1] // k, *x.shape[2:]).transpose(0, 1)
 
 
