@@ -24,6 +24,7 @@ psutil = pytest.importorskip("psutil")
 import nbautoml as na  # noqa: E402
 from nbautoml.engine.runners.dask import (  # noqa: E402
     MAX_WORKER_DEATHS,
+    WORKER_ENV,
     gpu_devices,
     gpu_worker_options,
     start_local_cluster,
@@ -156,6 +157,12 @@ def test_cluster_listens_on_loopback_only(client):
         assert address.startswith("tcp://127.0.0.1:") and worker["nanny"].startswith("tcp://127.0.0.1:")
     listening = listening_addresses()
     assert len(listening) >= 5 and set(listening) <= LOOPBACK, listening  # scheduler, 2 nannies, 2 workers
+
+
+def test_workers_start_with_a_high_mmap_threshold(client):
+    """Dask's MALLOC_TRIM_THRESHOLD_ would otherwise mmap every tensor over 128 KiB anew (runners/dask.py)."""
+    seen = client.run(lambda: (os.environ.get("MALLOC_MMAP_THRESHOLD_"), os.environ.get("MALLOC_TRIM_THRESHOLD_")))
+    assert set(seen.values()) == {(str(WORKER_ENV["MALLOC_MMAP_THRESHOLD_"]), "65536")}
 
 
 def test_stop_mid_run_interrupts_running_trials_and_resume_reruns_them(client):
