@@ -30,28 +30,22 @@ SPACE = na.Space(lr=na.Real(1e-3, 1e-2, log=True), weight_decay=na.Real(1e-6, 1e
 
 
 def allocated() -> int:
+    """Device memory held by tensors. cuBLAS(Lt) allocates a workspace through torch's allocator for each
+    thread (handle) and stream on first use and keeps it (32-64 MiB on an H100, bench/results/gpu.md): those
+    are dropped first, so what is left is what a trial failed to give back."""
     gc.collect()
     torch.cuda.synchronize()
+    torch._C._cuda_clearCublasWorkspaces()
     return torch.cuda.memory_allocated()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cublas_warm() -> None:
-    """cuBLAS(Lt) allocates its workspaces through torch's allocator on first use, once per process (64 MiB on
-    an H100, seen in bench/results/gpu.md) and keeps them: a baseline is taken after that, and the workspaces
-    are shown to be all there is by clearing them."""
-    a = torch.randn(64, 64, device="cuda", requires_grad=True)
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        (a @ a).sum().backward()
-    torch.bmm(a.detach()[None], a.detach()[None])
-    del a
-
-
 def test_what_stays_allocated_between_trials_is_cublas_workspace():
+    before = allocated()
     torch.manual_seed(0)
     train(models.build("mlp", {"layers": 1, "units": 32}, (64,), 10), HOLDOUT, epochs=1, seed=0)
-    torch._C._cuda_clearCublasWorkspaces()
-    assert allocated() == 0
+    gc.collect()
+    assert torch.cuda.memory_allocated() > before  # the workspaces (the model itself has left the GPU) ...
+    assert allocated() == before  # ... and nothing else
 
 
 def test_train_on_cuda_with_bf16_learns_and_saves_a_cpu_loadable_checkpoint(tmp_path):
@@ -80,7 +74,7 @@ def test_fused_on_cuda_agrees_with_one_by_one_in_float32():
         torch.manual_seed(cfg["seed"])
         model = models.build("mlp", cfg, (64,), 10)
         single = train(model, HOLDOUT, seed=cfg["seed"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], **kw)
-        assert got["val_loss"] == pytest.approx(single["val_loss"], rel=1e-3)
+        assert got["val_loss"] == pytest.approx(single["val_loss"], rel=1e-4)
         assert got["val_acc"] == pytest.approx(single["val_acc"], abs=2 / 397)
 
 
@@ -105,11 +99,12 @@ def test_a_real_cuda_oom_fails_that_trial_and_the_study_goes_on():
 
 
 def test_a_fused_group_that_runs_out_of_memory_is_halved_on_the_gpu():
-    """Each trial of a group pins a third of the free memory: 8 or 4 together cannot fit, 2 can."""
+    """Each trial of a group pins 40 % of the free memory: 3 or more together cannot fit. (Whether 2 fit depends
+    on the allocator's fragmentation: a chunk that does not is halved again, which is the behaviour under test.)"""
     before = allocated()
     sizes: list[int] = []
     inner = batch_objective(HOLDOUT, n_outputs=10, epochs=1, batch_size=64, device="cuda")
-    share = torch.cuda.mem_get_info()[0] // 3
+    share = torch.cuda.mem_get_info()[0] * 2 // 5  # 2 fit, 3 do not (a third each could fit exactly)
 
     def objective(trials: list[Trial]) -> list[object]:
         sizes.append(len(trials))
@@ -120,7 +115,8 @@ def test_a_fused_group_that_runs_out_of_memory_is_halved_on_the_gpu():
     study = na.Study("oom-fused", SPACE, metric="val_acc", sampler="random", seed=1, storage=":memory:")
     study.optimize(objective, trials=8, batch=8, group_by=["units"], show=False)
     assert all(t.state is TrialState.COMPLETE for t in study.trials) and study.n_finished == 8
-    assert max(sizes) > 2 and sum(s for s in sizes if s <= 2) == 8
+    assert max(sizes) > 2 and min(sizes) <= 2, sizes  # halved until the chunks fit
+    assert all(len(t.reports) == 1 for t in study.trials)  # a retried trial does not report its epoch twice
     assert allocated() == before
 
 
@@ -143,11 +139,13 @@ def test_fit_on_cuda_predicts_on_the_cpu(tmp_path):
 
 def test_fused_cnn_on_cuda_agrees_with_one_by_one_in_float32(monkeypatch):
     """Grouped convolutions on the GPU: cuDNN may pick other algorithms than for one model, so only the
-    reduction order differs (TF32 off, no autocast, no dropout)."""
+    reduction order differs (TF32 off, no autocast, no dropout). Layer norm: with batch norm under Adam, the
+    conv bias before the norm has a true gradient of zero whose rounding noise Adam scales up, on CPU too
+    (fused.py's docstring); measured here, that moved val_loss by 1-2 % in 3 epochs."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     images = (X[:600].reshape(-1, 1, 8, 8), Y[:600])
-    cfgs = [{"lr": lr, "seed": s, "blocks": 2, "channels": 8, "norm": "batch"}
+    cfgs = [{"lr": lr, "seed": s, "blocks": 2, "channels": 8, "norm": "layer"}
             for s, lr in enumerate((1e-3, 3e-3))]
     kw = {"epochs": 3, "batch_size": 32, "device": "cuda", "amp": False}
     fused = train_fused(cfgs, images, kind="cnn2d", n_outputs=10, **kw)
@@ -155,4 +153,4 @@ def test_fused_cnn_on_cuda_agrees_with_one_by_one_in_float32(monkeypatch):
         torch.manual_seed(cfg["seed"])
         model = models.build("cnn2d", cfg, (1, 8, 8), 10)
         single = train(model, images, seed=cfg["seed"], lr=cfg["lr"], **kw)
-        assert got["val_loss"] == pytest.approx(single["val_loss"], rel=1e-3)
+        assert got["val_loss"] == pytest.approx(single["val_loss"], rel=1e-4)
