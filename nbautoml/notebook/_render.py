@@ -283,13 +283,16 @@ class LivePlot:
     ``refresh`` may run on the panel's flush thread or on the kernel's main thread (a tab switch): the lock
     makes each document's changes one at a time. ``min_interval`` spaces out costly data (the forest fit).
     Two budgets keep a fast search from paying for its plot: a refresh costing c waits c / BUDGET before the
-    next, and live refreshes may spend at most SHARE of the time since the plot was built (a refresh that
-    would exceed it, judged by the last one's cost, waits). In a 1000-trial search that finishes in 2.5 s the
-    second rule is what holds a plot to its share (bench/ui_overhead.py); in ordinary searches it never bites.
+    next, and live refreshes may spend at most SHARE of the time since the plot was built. The second judges
+    the next refresh before it runs: its cost grows with the trials drawn, so it is estimated per trial (from
+    the last refresh once that drew ROWS_KNOWN trials, else PER_TRIAL). In a 1000-trial search that finishes
+    in 2.5 s this is what holds a plot to its share (bench/ui_overhead.py); in ordinary searches it never bites.
     """
 
     BUDGET = 0.01  # a plot may take this share of the time: a refresh costing c waits c / BUDGET before the next
     SHARE = 0.005  # ... and all its live refreshes together at most this share of the time since it was built
+    PER_TRIAL = 5e-5  # seconds a refresh costs per trial drawn, until measured (curves and parallel coordinates)
+    ROWS_KNOWN = 20
 
     def __init__(
         self,
@@ -309,6 +312,7 @@ class LivePlot:
         self.last_refresh = 0.0
         self.cost = 0.0  # seconds the last refresh took
         self.spent = 0.0  # seconds all live refreshes took
+        self.per_trial = self.PER_TRIAL
         self.built_at = time.monotonic()
         self.events = 0  # document events caused, for the benchmark
 
@@ -321,9 +325,10 @@ class LivePlot:
             self.last_refresh = self.built_at = time.monotonic()
         return self.widget
 
-    def due(self, now: float) -> bool:
+    def due(self, now: float, trials: int = 0) -> bool:
+        """Whether a live refresh may run now, with ``trials`` in the study."""
         return (self.dirty and now - self.last_refresh >= max(self.min_interval, self.cost / self.BUDGET)
-                and self.spent + self.cost <= self.SHARE * (now - self.built_at))
+                and self.spent + self.per_trial * trials <= self.SHARE * (now - self.built_at))
 
     def refresh(self, study: Any) -> None:
         if self.figure is None:
@@ -336,3 +341,6 @@ class LivePlot:
             self.last_refresh = time.monotonic()
         self.cost = time.perf_counter() - start
         self.spent += self.cost
+        drawn = len(study.trials)
+        if drawn >= self.ROWS_KNOWN:
+            self.per_trial = self.cost / drawn

@@ -261,7 +261,7 @@ class StudyPanel(widgets.VBox):
         index = (self.tabs.selected_index or 0) - 1
         if 0 <= index < len(self.plots):
             plot = self.plots[index]
-            if plot.dirty and (force or plot.due(time.monotonic())):
+            if plot.dirty and (force or plot.due(time.monotonic(), len(self.study.trials))):
                 plot.refresh(self.study)
 
     def _tab_changed(self, change: dict[str, Any]) -> None:
