@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.datasets import load_diabetes, load_digits
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -20,15 +18,6 @@ from nbautoml.torch.automl import default_space, fit, start_points
 from nbautoml.torch.export import Predictor
 
 TINY = {"trials": 3, "epochs": 3, "storage": ":memory:", "show": False}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models on a shared 2-core machine train faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def labelled_frame(n: int = 160) -> pd.DataFrame:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +22,6 @@ from nbautoml.torch.export import Member, Predictor, load_model
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime"))
 FORMATS = ["state_dict", "torchscript", pytest.param("onnx", marks=pytest.mark.skipif(
     not HAS_ONNX, reason="optional extra nbautoml[onnx] not installed"))]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def predictor(x: object, y: object, kinds: list[str], scalers: list[str], params: dict | None = None) -> Predictor:

@@ -25,15 +25,6 @@ Y = Y[:480]
 HOLDOUT = ((X[:360], Y[:360]), (X[360:], Y[360:]))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models: one intra-op thread is faster, and far faster on a busy machine (no OpenMP waits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def one_by_one(cfg: dict, data, **kw):
     torch.manual_seed(cfg["seed"])
     model = models.build("mlp", cfg, (64,), 10)

@@ -34,14 +34,6 @@ def holdout(x: np.ndarray) -> tuple:
     return (x[:200], Y[:200]), (x[200:], Y[200:])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def members(arch: dict[str, Any]) -> list[dict[str, Any]]:
     """Three configurations of one architecture: other lrs, weight decays, seeds and dropout rates (one without
     a Dropout module at all)."""

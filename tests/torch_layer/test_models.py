@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -14,16 +13,6 @@ from nbautoml.torch import cnn, gru, mlp, models
 from nbautoml.torch.models import ACTIVATIONS, DEFAULTS, KINDS, RecurrentNet, arch_params, build, space
 
 SHAPES: dict[str, tuple[int, ...]] = {"mlp": (12,), "cnn1d": (3, 20), "cnn2d": (1, 8, 8), "gru": (3, 12)}
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two OpenMP threads
-    spin against each other (measured here: 75x slower matmuls under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 
 def arch_of(model: nn.Module) -> dict[str, Any]:

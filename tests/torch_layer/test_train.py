@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,6 @@ from nbautoml.torch.train import BEST, CHECKPOINT
 
 CLS_NAMES = {"val_loss", "train_loss", "epoch_seconds", "peak_memory_mb", "val_acc"}
 REG_NAMES = {"val_loss", "train_loss", "epoch_seconds", "peak_memory_mb", "val_r2", "val_mae"}
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two OpenMP threads
-    spin against each other (measured here: 75x slower matmuls under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 
 def blobs(n: int = 240, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
