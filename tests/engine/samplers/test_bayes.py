@@ -119,7 +119,7 @@ def test_a_failing_model_falls_back_to_random_points(monkeypatch):
     def broken(*args: Any) -> None:
         raise np.linalg.LinAlgError("not positive definite")
 
-    monkeypatch.setattr(bayes, "_Posterior", broken)
+    monkeypatch.setattr(bayes, "Posterior", broken)
     points = sampler.ask(2)
     assert len(points) == 2 and all(SPACE.contains(p) for p in points)
 
@@ -164,13 +164,13 @@ def test_a_small_discrete_space_is_covered_then_exhausted():
 
 def test_tells_do_not_fit_and_hyperparameters_are_refitted_as_the_history_grows(monkeypatch):
     fits: list[int] = []
-    real = bayes._fit_theta
+    real = bayes.fit_theta
 
     def counting(X: np.ndarray, *rest: Any) -> np.ndarray:
         fits.append(len(X))
         return real(X, *rest)
 
-    monkeypatch.setattr(bayes, "_fit_theta", counting)
+    monkeypatch.setattr(bayes, "fit_theta", counting)
     sampler = BayesSampler(SPACE, seed=0, max_fit_points=60)
     sampler.tell_many([(p, bowl(p)) for p in RandomSampler(SPACE, seed=0).ask(50)])
     assert fits == []
