@@ -359,7 +359,7 @@ def fit(data: Any, target: Any = None, *, task: str = "auto", trials: int = 40, 
 
 def default_group_size(trials: int | None, device: str) -> int:
     """Trials per fused group: about an eighth of the budget, so a search still tries several architectures,
-    at most 4 on a CPU (the gain flattens there: 2.6x at 4, 3.5x at 16) and 32 on a GPU (where it keeps
+    at most 4 on a CPU (the gain flattens there: 2.6x at 4, about 3x at 16) and 32 on a GPU (where it keeps
     growing with K); at least 2."""
     cap = 4 if device == "cpu" else 32
     return max(2, min(cap, (trials if trials is not None else 8 * cap) // 8))
