@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TASKS", "Evaluator", "as_tensor", "loss_fn", "metric_names", "resolve_task", "split", "targets",
-           "unpack"]
+__all__ = ["TASKS", "Evaluator", "Sums", "as_tensor", "loss_fn", "metric_names", "metrics_of", "resolve_task",
+           "split", "targets", "unpack"]
 
 TASKS = ("auto", "classification", "multiclass", "binary", "regression")
 
@@ -155,19 +155,41 @@ def split(y: torch.Tensor, val_split: float, seed: int | None,
     return torch.from_numpy(np.flatnonzero(mask)), torch.from_numpy(np.sort(val))
 
 
-class Evaluator:
-    """Accumulates a validation pass batch by batch on the device; one host sync in :meth:`result`."""
+class Sums:
+    """Running sums of a validation pass, kept on the device (float64) until one host sync at the end."""
 
-    def __init__(self, task: str, y_val: torch.Tensor) -> None:
+    def __init__(self, task: str, y_mean: torch.Tensor | None) -> None:
         self.task = task
         self.loss = loss_fn(task)
-        self.y_mean = y_val.float().mean(dim=0) if task == "regression" else None
+        self.y_mean = y_mean
         self.parts: dict[str, torch.Tensor] = {}
         self.n = 0
 
     def _add(self, key: str, value: torch.Tensor) -> None:
         value = value.detach().double()
         self.parts[key] = self.parts[key] + value if key in self.parts else value
+
+
+def metrics_of(parts: dict[str, torch.Tensor], task: str, n: int) -> dict[str, float]:
+    """val_loss and val_acc, or val_r2 (mean over target columns) and val_mae, from one model's sums."""
+    count = float(max(1, n))
+    out = {"val_loss": float(parts["loss"]) / count}
+    if task == "regression":
+        sse, sst = parts["sse"].reshape(-1), parts["sst"].reshape(-1)
+        r2 = [1.0 - float(e) / float(t) if float(t) > 0 else (1.0 if float(e) == 0 else 0.0)
+              for e, t in zip(sse, sst, strict=True)]
+        out["val_r2"] = sum(r2) / len(r2)
+        out["val_mae"] = float(parts["sae"]) / (count * len(r2))
+    else:
+        out["val_acc"] = float(parts["correct"]) / count
+    return out
+
+
+class Evaluator(Sums):
+    """Accumulates a validation pass batch by batch on the device; one host sync in :meth:`result`."""
+
+    def __init__(self, task: str, y_val: torch.Tensor) -> None:
+        super().__init__(task, y_val.float().mean(dim=0) if task == "regression" else None)
 
     def update(self, out: torch.Tensor, y: torch.Tensor) -> None:
         out = out.float()
@@ -186,15 +208,4 @@ class Evaluator:
             self._add("sae", err.abs().sum())
 
     def result(self) -> dict[str, float]:
-        parts = {key: value.cpu() for key, value in self.parts.items()}
-        n = float(max(1, self.n))
-        out = {"val_loss": float(parts["loss"]) / n}
-        if self.task == "regression":
-            sse, sst = parts["sse"].reshape(-1), parts["sst"].reshape(-1)
-            r2 = [1.0 - float(e) / float(t) if float(t) > 0 else (1.0 if float(e) == 0 else 0.0)
-                  for e, t in zip(sse, sst, strict=True)]
-            out["val_r2"] = sum(r2) / len(r2)
-            out["val_mae"] = float(parts["sae"]) / (n * len(r2))
-        else:
-            out["val_acc"] = float(parts["correct"]) / n
-        return out
+        return metrics_of({key: value.cpu() for key, value in self.parts.items()}, self.task, self.n)

@@ -364,19 +364,9 @@ def member_losses(loss: Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor
     return per.reshape(k, -1).mean(dim=1)
 
 
-class FusedEvaluator:
-    """:class:`nbautoml.torch._fitdata.Evaluator` for K members at once: one host sync in :meth:`result`."""
-
-    def __init__(self, task: str, y_mean: torch.Tensor | None) -> None:
-        self.task = task
-        self.loss = fd.loss_fn(task)
-        self.y_mean = y_mean  # (K, columns) for regression
-        self.parts: dict[str, torch.Tensor] = {}
-        self.n = 0
-
-    def _add(self, key: str, value: torch.Tensor) -> None:
-        value = value.detach().double()
-        self.parts[key] = self.parts[key] + value if key in self.parts else value
+class FusedEvaluator(fd.Sums):
+    """:class:`nbautoml.torch._fitdata.Evaluator` for K members at once (each sum has a leading K dim;
+    ``y_mean`` is (K, columns) for regression): one host sync in :meth:`result`."""
 
     def update(self, out: torch.Tensor, y: torch.Tensor) -> None:
         k, b = y.shape[0], y.shape[1]
@@ -398,17 +388,5 @@ class FusedEvaluator:
 
     def result(self) -> list[dict[str, float]]:
         parts = {key: value.cpu() for key, value in self.parts.items()}
-        n = float(max(1, self.n))
-        out: list[dict[str, float]] = []
-        for i in range(len(parts["loss"])):
-            row = {"val_loss": float(parts["loss"][i]) / n}
-            if self.task == "regression":
-                sse, sst = parts["sse"][i], parts["sst"][i]
-                r2 = [1.0 - float(e) / float(t) if float(t) > 0 else (1.0 if float(e) == 0 else 0.0)
-                      for e, t in zip(sse, sst, strict=True)]
-                row["val_r2"] = sum(r2) / len(r2)
-                row["val_mae"] = float(parts["sae"][i]) / (n * len(r2))
-            else:
-                row["val_acc"] = float(parts["correct"][i]) / n
-            out.append(row)
-        return out
+        return [fd.metrics_of({key: value[i] for key, value in parts.items()}, self.task, self.n)
+                for i in range(len(parts["loss"]))]

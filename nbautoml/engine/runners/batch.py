@@ -38,9 +38,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbautoml.engine.runners.thread import ThreadRunner
-from nbautoml.engine.trial import Trial, TrialState
+from nbautoml.engine.trial import Trial
 from nbautoml.engine.values import Outcome, exception_outcome, is_oom, result_outcome, settle
-from nbautoml.events import TrialStarted
 
 if TYPE_CHECKING:
     import collections
@@ -185,23 +184,13 @@ class BatchRunner(ThreadRunner):
         self._groups = 0
 
     def _launch(self, reruns: collections.deque[Trial]) -> str | None:
-        study = self.study
         in_flight = {self._group_of[f] for f in self.running}
         self._group_of = {f: self._group_of[f] for f in self.running}
         if len(in_flight) >= self.parallel:
             return None
-        room = self.batch
-        if self.budget is not None:
-            room = min(room, self.budget - study.n_finished - len(self.running))
-        if room <= 0:
+        asked = self._ask(self.batch, reruns)
+        if asked is None:
             return None
-        asked: list[tuple[dict[str, Any], Trial | None]] = []
-        while reruns and len(asked) < room:
-            interrupted = reruns.popleft()
-            asked.append((dict(interrupted.params), interrupted))
-        if len(asked) < room:
-            pending = [t.params for t in self.running.values()] + [p for p, _ in asked]
-            asked += [(params, None) for params in study.sampler().ask(room - len(asked), pending=pending)]
         if not asked:
             return "exhausted" if not self.running else None
         size = getattr(self.objective, "group_size", None)
@@ -210,16 +199,11 @@ class BatchRunner(ThreadRunner):
             for n, i in enumerate(fresh):
                 anchor = asked[fresh[n - n % size]][0]
                 asked[i] = ({**asked[i][0], **{k: anchor[k] for k in self.group_by if k in anchor}}, None)
-        trials = []
-        for params, old in asked:
-            trial = study._new_trial(params, rerun_of=old)
-            trial.state = TrialState.RUNNING
-            study.events.emit(TrialStarted(study.name, number=trial.number, params=dict(trial.params),
-                                           resumed_from=trial.resumed_from, resume_step=trial.resume_step))
-            trials.append(trial)
+        trials = [self._start(params, old) for params, old in asked]
         for group in group_trials(trials, self.group_by):
             self._groups += 1
-            for trial, future in zip(group, self.executor.submit_group(study, self.objective, group), strict=True):
+            futures = self.executor.submit_group(self.study, self.objective, group)
+            for trial, future in zip(group, futures, strict=True):
                 self.running[future] = trial
                 self._group_of[future] = self._groups
         return None

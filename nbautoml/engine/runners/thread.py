@@ -160,33 +160,40 @@ class ThreadRunner:
 
     def _launch(self, reruns: collections.deque[Trial]) -> str | None:
         """Start trials into free slots; a reason to end when nothing more can start."""
-        study = self.study
-        room = self.parallel - len(self.running)
+        asked = self._ask(self.parallel - len(self.running), reruns)
+        if asked is None:
+            return None
+        if not asked:
+            return "exhausted" if not self.running else None
+        for params, old in asked:
+            trial = self._start(params, old)
+            self.running[self.executor.submit(self.study, self.objective, trial)] = trial
+        return None
+
+    def _ask(self, room: int, reruns: collections.deque[Trial]) -> list[tuple[dict[str, Any], Trial | None]] | None:
+        """Up to ``room`` points (fewer near the budget): interrupted trials to re-run first, then the sampler's
+        (told what is running, so it proposes none of it). None when there is no room; [] when exhausted."""
         if self.budget is not None:
-            room = min(room, self.budget - study.n_finished - len(self.running))
+            room = min(room, self.budget - self.study.n_finished - len(self.running))
         if room <= 0:
             return None
-        batch: list[tuple[dict[str, Any], Trial | None]] = []
-        while reruns and len(batch) < room:
+        asked: list[tuple[dict[str, Any], Trial | None]] = []
+        while reruns and len(asked) < room:
             interrupted = reruns.popleft()
-            batch.append((dict(interrupted.params), interrupted))
-        if len(batch) < room:
-            pending = [t.params for t in self.running.values()] + [p for p, _ in batch]
-            asked = study.sampler().ask(room - len(batch), pending=pending)
-            batch += [(params, None) for params in asked]
-        if not batch:
-            return "exhausted" if not self.running else None
-        for params, old in batch:
-            trial = study._new_trial(params, rerun_of=old)
-            trial.state = TrialState.RUNNING
-            study.events.emit(  # before submitting, so it precedes the trial's own reports
-                TrialStarted(
-                    study.name, number=trial.number, params=dict(trial.params),
-                    resumed_from=trial.resumed_from, resume_step=trial.resume_step,
-                )
-            )
-            self.running[self.executor.submit(study, self.objective, trial)] = trial
-        return None
+            asked.append((dict(interrupted.params), interrupted))
+        if len(asked) < room:
+            pending = [t.params for t in self.running.values()] + [p for p, _ in asked]
+            asked += [(params, None) for params in self.study.sampler().ask(room - len(asked), pending=pending)]
+        return asked
+
+    def _start(self, params: dict[str, Any], rerun_of: Trial | None) -> Trial:
+        """A new RUNNING trial, announced before it is submitted (so TrialStarted precedes its reports)."""
+        study = self.study
+        trial = study._new_trial(params, rerun_of=rerun_of)
+        trial.state = TrialState.RUNNING
+        study.events.emit(TrialStarted(study.name, number=trial.number, params=dict(trial.params),
+                                       resumed_from=trial.resumed_from, resume_step=trial.resume_step))
+        return trial
 
     def _finish(self, future: Future[Outcome]) -> None:
         study = self.study

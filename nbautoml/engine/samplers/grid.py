@@ -69,11 +69,7 @@ class GridSampler(_RemembersTold):
         self._issued: dict[str, Params] = {}
 
     def ask(self, n: int = 1, pending: Sequence[Params] = ()) -> list[Params]:
-        seen = set(self._told)
-        for params in pending:
-            point = self.space.project(params)
-            if point is not None:
-                seen.add(point_key(point))
+        seen = self._seen(pending)
         out: list[Params] = []
         while len(out) < n and self._cursor < self.size:
             point = self._point(self._cursor)

@@ -56,6 +56,15 @@ class _RemembersTold:
         for params, value in observations:
             self.tell(params, value)
 
+    def _seen(self, pending: Sequence[Params]) -> set[str]:
+        """Keys of the points told or pending (inside the space): none of them is proposed again."""
+        seen = set(self._told)
+        for params in pending:
+            point = self.space.project(params)
+            if point is not None:
+                seen.add(point_key(point))
+        return seen
+
 
 class RandomSampler(_RemembersTold):
     """Uniform random points; the same seed and the same tells give the same asks."""
@@ -70,11 +79,7 @@ class RandomSampler(_RemembersTold):
         self._size = space_size(space)
 
     def ask(self, n: int = 1, pending: Sequence[Params] = ()) -> list[Params]:
-        seen = set(self._told)
-        for params in pending:
-            point = self.space.project(params)
-            if point is not None:
-                seen.add(point_key(point))
+        seen = self._seen(pending)
         out: list[Params] = []
         for _ in range(max(n, 0)):
             if len(seen) >= self._size:
