@@ -15,7 +15,8 @@ mode=None, amp=True, schedule_options=None, rng="auto", checkpoint_every=1, para
   ``lr``, ``weight_decay``, ``momentum``, ``schedule``, ``warmup_epochs``, ``seed`` and ``dropout`` come from
   its params when present (else the keyword). ``batch_size``, ``optimizer`` and the architecture must agree
   (ValueError otherwise: group by them). ``input_shape`` defaults to X's per-sample shape.
-* Each member is built by :func:`~nbautoml.torch.models.build` right after ``torch.manual_seed(seed)`` and
+* Each member is built by :func:`~nbautoml.torch.models.build` right after seeding the CPU generator as
+  ``torch.manual_seed(seed)`` would, and
   trains exactly like ``train(model, data, seed=seed, ...)`` does: its own shuffling, its own validation split
   when ``data`` is ``(X, y)``, its own dropout masks (``rng="exact"``, the CPU default; on CUDA "fast", one
   draw for the group) — so fused and one-by-one results agree to float rounding (tests/torch_layer). One
@@ -27,9 +28,10 @@ mode=None, amp=True, schedule_options=None, rng="auto", checkpoint_every=1, para
   Trial, else ``seed + i``.
 * A Trial member reports DESIGN.md's metrics every epoch (``epoch_seconds`` and ``peak_memory_mb`` are the
   group's), checks its own ``should_stop()`` at each epoch end (and the study-wide stop between batches),
-  stops on early stopping / divergence, and writes ``best.pt`` and ``checkpoint.pt`` in its
-  ``checkpoint_dir`` in train()'s format (its save helpers; ``train`` can resume a fused checkpoint and vice
-  versa). A stopped member leaves the fused tensors at once. ``checkpoint_every=None`` skips checkpoint.pt
+  stops on early stopping / divergence, and writes ``checkpoint.pt`` (each epoch) and ``best.pt`` (once, when
+  it leaves the group: best weights stay on the device until then) in its ``checkpoint_dir`` in train()'s
+  format (its save helpers; ``train`` can resume a fused checkpoint and vice versa). A stopped member leaves
+  the fused tensors at once. ``checkpoint_every=None`` skips checkpoint.pt
   (a stopped trial then restarts from epoch 0 on resume) — worth it for large K on a GPU, where K files
   per epoch cost more than the epoch.
 * Returns one :class:`~nbautoml.torch.train.TrainResult` per member (its best epoch's weights on the CPU).
