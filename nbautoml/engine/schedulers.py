@@ -8,10 +8,9 @@ Decisions only ever look at values already reported, so they are asynchronous: n
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ASHA", "MedianStopping", "Scheduler", "make_scheduler"]
+__all__ = ["ASHA", "MedianStopping", "Scheduler"]
 
 
 @runtime_checkable
@@ -141,27 +140,3 @@ class MedianStopping:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": "median", "warmup_steps": self.warmup_steps, "min_trials": self.min_trials}
-
-
-def make_scheduler(scheduler: str | Scheduler | Mapping[str, Any] | None) -> Scheduler | None:
-    """None / "none", "asha", "median", a JSON dict from :meth:`to_json`, or an instance as is."""
-    if scheduler is None:
-        return None
-    if isinstance(scheduler, Mapping):
-        options = dict(scheduler)
-        name = str(options.pop("name", ""))
-        return _by_name(name, options)
-    if isinstance(scheduler, str):
-        return _by_name(scheduler, {})
-    return scheduler
-
-
-def _by_name(name: str, options: dict[str, Any]) -> Scheduler | None:
-    key = name.lower()
-    if key in ("none", ""):
-        return None
-    if key == "asha":
-        return ASHA(**options)
-    if key == "median":
-        return MedianStopping(**options)
-    raise ValueError(f"unknown scheduler {name!r}; choose one of asha, median, none")

@@ -11,50 +11,29 @@ version whose history is reused where it lies inside; another metric or mode is 
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nbautoml.engine.samplers.base import Sampler, make_sampler
-from nbautoml.engine.schedulers import Scheduler, make_scheduler
+from nbautoml.engine import direction
+from nbautoml.engine.registry import journal_name, make_scheduler
+from nbautoml.engine.runners import start
+from nbautoml.engine.samplers.base import Sampler
+from nbautoml.engine.schedulers import Scheduler
 from nbautoml.engine.storage import open_storage
 from nbautoml.engine.storage.base import Storage
-from nbautoml.engine.storage.records import Replayed, make_record, replay
+from nbautoml.engine.storage.records import make_record, replay
 from nbautoml.engine.trial import Trial
-from nbautoml.engine.trialbook import TrialBook
-from nbautoml.events import EventBus, SpaceChanged, StopRequested, StudyStateChanged
+from nbautoml.engine.trialbook import StudyState, TrialBook
+from nbautoml.events import SpaceChanged, StopRequested
 from nbautoml.space import Space, SpaceDiff, SpaceError
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["Study", "StudyState", "default_mode", "set_frontend"]
+__all__ = ["Study", "StudyState", "set_frontend"]
 
 log = logging.getLogger(__name__)
-
-_MAX_WORDS = ("acc", "auc", "r2", "f1")
-
-
-def default_mode(metric: str) -> str:
-    """DESIGN.md: "max" for names containing acc, auc, r2 or f1, else "min"."""
-    lowered = metric.lower()
-    return "max" if any(word in lowered for word in _MAX_WORDS) else "min"
-
-
-class StudyState(str, enum.Enum):
-    IDLE = "IDLE"
-    RUNNING = "RUNNING"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    FINISHED = "FINISHED"
-
-    def __str__(self) -> str:
-        return self.value
-
 
 FrontendFactory = Callable[["Study", bool], Any]
 _frontend: FrontendFactory | None = None
@@ -69,8 +48,6 @@ def set_frontend(factory: FrontendFactory | None) -> FrontendFactory | None:
 
 def get_frontend() -> FrontendFactory | None:
     return _frontend
-
-
 
 
 class Study(TrialBook):
@@ -96,37 +73,28 @@ class Study(TrialBook):
             raise ValueError("Study(name=...) is required: a non-empty string names the study and its journal")
         if space is not None and not isinstance(space, Space):
             raise TypeError(f"space must be a nbautoml.Space, got {type(space).__name__}")
-        if mode is not None and mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if mode is not None:
+            direction.check_mode(mode)
         if max_failures < 1:
             raise ValueError(f"max_failures must be >= 1, got {max_failures}")
-        self.name = name
-        self.events = EventBus()
-        self.max_failures = max_failures
-        self.keep_checkpoints = keep_checkpoints
-        self.message = ""
-        self.space_note = ""
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._state = StudyState.IDLE
-        self._thread: threading.Thread | None = None
-        self._done = threading.Event()  # set when a run ends (Thread.join interrupted by ^C can corrupt is_alive)
-        self._done.set()
-        self._error: BaseException | None = None
-        self._started_at: float | None = None
-        self._ended_at: float | None = None
-        self.budget: int | None = None
-        self.frontend: Any = None
-        self._sampler_options = dict(sampler_options or {})
-
-        self.storage: Storage = open_storage(storage, name)
-        records = self.storage.read()
+        sampler_name = journal_name(sampler) if sampler is not None else None  # refused before anything is written
+        scheduler_obj = make_scheduler(scheduler)
+        opened = open_storage(storage, name)
+        records = opened.read()
         if fresh and records:
-            where = self.storage.archive()
+            where = opened.archive()
             log.info("study %r: starting fresh; the old one was moved to %s", name, where)
             records = []
-        self._log: Replayed = replay(records)
-        self._open(space, metric, mode, sampler, scheduler, seed)
+        super().__init__(name, opened, replay(records), max_failures=max_failures,
+                         keep_checkpoints=keep_checkpoints, sampler_options=sampler_options)
+        self.space_note = ""
+        self.budget: int | None = None
+        self.frontend: Any = None
+        self._thread: threading.Thread | None = None
+        self._started_at: float | None = None
+        if sampler is not None and not isinstance(sampler, str):
+            self._sampler_instance = sampler
+        self._open(space, metric, mode, sampler_name, scheduler, scheduler_obj, seed)
 
     # ---- opening / replaying ---------------------------------------------------------------------------
     def _open(
@@ -134,17 +102,16 @@ class Study(TrialBook):
         space: Space | None,
         metric: str | None,
         mode: str | None,
-        sampler: str | Sampler | None,
+        sampler_name: str | None,
         scheduler: str | Scheduler | Mapping[str, Any] | None,
+        scheduler_obj: Scheduler | None,
         seed: int | None,
     ) -> None:
-        meta = self._log.meta
-        scheduler_obj = make_scheduler(scheduler)
+        meta = self._replayed.meta
         scheduler_json = scheduler_obj.to_json() if scheduler_obj is not None else None
-        sampler_name = sampler if isinstance(sampler, str) or sampler is None else type(sampler).__name__
         if meta is None:
             self.metric = metric or "value"
-            self.mode = mode or default_mode(self.metric)
+            self.mode = mode or direction.default_mode(self.metric)
             self.sampler_name = sampler_name or "bayes"
             self.seed = seed
             self.storage.append(
@@ -153,8 +120,8 @@ class Study(TrialBook):
                     sampler=self.sampler_name, seed=seed, scheduler=scheduler_json,
                 )
             )
-            self._log.meta = {"name": self.name, "metric": self.metric, "mode": self.mode}
-            self._log.settings = {"sampler": self.sampler_name, "seed": seed, "scheduler": scheduler_json}
+            self._replayed.meta = {"name": self.name, "metric": self.metric, "mode": self.mode}
+            self._replayed.settings = {"sampler": self.sampler_name, "seed": seed, "scheduler": scheduler_json}
         else:
             self.metric, self.mode = str(meta["metric"]), str(meta["mode"])
             for label, given, stored in (("metric", metric, self.metric), ("mode", mode, self.mode)):
@@ -163,7 +130,7 @@ class Study(TrialBook):
                         f"study {self.name!r} optimises {label}={stored!r}, not {given!r}: its history cannot be "
                         f"compared; use fresh=True (the old journal is kept aside) or another name"
                     )
-            settings = self._log.settings
+            settings = self._replayed.settings
             changes: dict[str, Any] = {}
             if sampler_name is not None and sampler_name != settings.get("sampler"):
                 changes["sampler"] = sampler_name
@@ -179,14 +146,10 @@ class Study(TrialBook):
             scheduler_json = settings.get("scheduler")
             if scheduler is None:
                 scheduler_obj = make_scheduler(scheduler_json)
-        given_instance = sampler is not None and not isinstance(sampler, str)
-        self._sampler_spec: str | Sampler = sampler if given_instance else self.sampler_name  # type: ignore[assignment]
-        self.scheduler: Scheduler | None = scheduler_obj
-        self._trials: dict[int, Trial] = self._log.trials
+        self.scheduler = scheduler_obj
         for trial in self._trials.values():
             self._adopt(trial)
         self._interrupt_dead_owners()
-        self._sampler: Sampler | None = None
         if space is not None:
             self.set_space(space)
         self._feed_scheduler()
@@ -197,13 +160,13 @@ class Study(TrialBook):
         if not isinstance(space, Space):
             raise TypeError(f"space must be a nbautoml.Space, got {type(space).__name__}")
         with self._lock:
-            current = self._log.space
+            current = self.space
             diff = current.diff(space) if current is not None else SpaceDiff(added=tuple(space.names))
             if current is not None and diff.empty:
                 return diff
-            version = len(self._log.spaces)
+            version = len(self._replayed.spaces)
             self.storage.append(make_record("space", version=version, space=space.to_json(), diff=diff.to_json()))
-            self._log.spaces.append(space)
+            self._replayed.spaces.append(space)
             self._sampler = None  # rebuilt from the history inside the new space at the next ask
         if current is not None:
             reused = len(self.history_in_space(space))
@@ -213,30 +176,7 @@ class Study(TrialBook):
         self.events.emit(SpaceChanged(self.name, version=version, diff=diff.to_json()))
         return diff
 
-    def sampler(self) -> Sampler:
-        """The sampler for the current space, told every finished trial that lies inside it."""
-        with self._lock:
-            if self._sampler is None:
-                space = self.space
-                if space is None:
-                    raise SpaceError(f"study {self.name!r} has no search space yet: pass space=...")
-                sampler = make_sampler(self._sampler_spec, space, seed=self.seed, **self._sampler_options)
-                observations = [(space.project(t.params) or {}, self._loss(t)) for t in self.history_in_space()]
-                if observations:
-                    sampler.tell_many(observations)
-                self._sampler = sampler
-            return self._sampler
-
     # ---- views -----------------------------------------------------------------------------------------
-    @property
-    def state(self) -> StudyState:
-        return self._state
-
-    def _set_state(self, state: StudyState) -> None:
-        if state is not self._state:
-            self._state = state
-            self.events.emit(StudyStateChanged(self.name, state=state.value))
-
     @property
     def elapsed(self) -> float:
         if self._started_at is None:
@@ -268,8 +208,6 @@ class Study(TrialBook):
         ``batch=K``: ``objective`` is a batch objective (``list[Trial] -> list[value]``) given up to K trials
         that agree on the ``group_by`` params; ``parallel`` then counts groups (runners/batch.py).
         """
-        from nbautoml.engine.runners import start
-
         if trials is not None and (not isinstance(trials, int) or trials < 0):
             raise ValueError(f"trials must be a non-negative integer, got {trials!r}")
         if timeout is not None and timeout <= 0:
@@ -298,8 +236,7 @@ class Study(TrialBook):
             self._thread = start(self, objective, trials=trials, timeout=timeout, parallel=parallel, runner=runner,
                                  batch=batch, group_by=group_by)
         except BaseException:
-            self._finished_run(StudyState.STOPPED, "the runner failed to start")
-            self._run_ended()
+            self.end_run(StudyState.STOPPED, "the runner failed to start")
             raise
         if not background:
             self._wait_interruptible()
@@ -332,26 +269,6 @@ class Study(TrialBook):
             self._set_state(StudyState.STOPPING)
         self.events.emit(StopRequested(self.name, source=source))
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a background search; True when it has ended."""
         return self._done.wait(timeout)
-
-    def _finished_run(self, state: StudyState, message: str, error: BaseException | None = None) -> None:
-        """Called by the runner when its loop ends."""
-        with self._lock:
-            self._ended_at = time.time()
-            self.message = message
-            self._error = error
-        try:
-            self._prune_checkpoints()
-        except OSError:
-            log.exception("study %r: removing old checkpoints failed", self.name)
-        self._set_state(state)
-
-    def _run_ended(self) -> None:
-        """The runner's last act, after its final events: waiters may go on."""
-        self._done.set()

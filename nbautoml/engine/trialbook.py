@@ -1,118 +1,115 @@
-"""The trial bookkeeping a Study keeps: its trials, their records, and what the runners call back.
+"""The study's bookkeeping, and the public contract every runner uses.
 
-Split from :mod:`nbautoml.engine.study` to keep each file readable: :class:`TrialBook` holds the parts that
-turn events of a trial's life (started, reported, finished, re-run, seen from another writer) into journal
-records and in-memory state; :class:`~nbautoml.engine.study.Study` adds opening, the space, and running.
-Runners and front ends use only the public names; the underscored methods are the runners' contract.
+A :class:`TrialBook` holds what a study knows about its trials (replayed from the storage's records) and turns
+the events of a trial's life into journal records, sampler and scheduler calls and events. A runner (the thread
+runner, the batch runner, the Dask executor, or a new one) gets a TrialBook and calls only these methods:
+
+- :meth:`TrialBook.sync`: take in what other writers appended (another kernel, another process);
+- :meth:`TrialBook.reruns`: INTERRUPTED trials to run again before new points;
+- :meth:`TrialBook.ask`: new points from the sampler (told what is pending);
+- :meth:`TrialBook.start_trial`: a new RUNNING trial, journaled and announced;
+- :meth:`TrialBook.on_report` (the trial does it itself in-process), :meth:`TrialBook.stopping`;
+- :meth:`TrialBook.finish_trial`: record the outcome, tell the sampler, announce it;
+- :meth:`TrialBook.stop_trials`: the runner's own stop (too many failures, a loop error);
+- :meth:`TrialBook.end_run`: the loop is over (state, message, the final event, waiters released).
+
+:class:`~nbautoml.engine.study.Study` is a TrialBook plus opening, the space and ``optimize``; it lives in
+another module so that runners import this one, never the study (no import cycle).
 """
 
 from __future__ import annotations
 
+import enum
+import logging
 import math
 import os
 import shutil
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbautoml.engine import direction
+from nbautoml.engine.registry import make_sampler, sampler_names
 from nbautoml.engine.samplers.base import Sampler
 from nbautoml.engine.schedulers import Scheduler
-from nbautoml.engine.storage.base import Storage
+from nbautoml.engine.storage.base import PROCESS_TOKEN, Storage, owner
 from nbautoml.engine.storage.records import Replayed, make_record, replay, rerun_candidates
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.engine.values import Outcome
-from nbautoml.events import EventBus, TrialReported
-from nbautoml.space import Space
+from nbautoml.events import EventBus, StudyFinished, StudyStateChanged, TrialFinished, TrialReported, TrialStarted
+from nbautoml.space import Space, SpaceError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TrialBook", "owner"]
+__all__ = ["StudyState", "TrialBook"]
 
-_PROCESS_TOKEN = uuid.uuid4().hex[:12]
+log = logging.getLogger(__name__)
 
 
-def owner() -> dict[str, Any]:
-    """Who runs trials in this process (journaled with each trial; dead owners' trials get INTERRUPTED)."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "token": _PROCESS_TOKEN}
+class StudyState(str, enum.Enum):
+    IDLE = "IDLE"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    FINISHED = "FINISHED"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class TrialBook:
-    """Trials, their records and the TrialHost side of a study (see the module docstring)."""
+    """Trials, their records, and the runner contract of a study (see the module docstring)."""
 
-    name: str
-    metric: str
-    mode: str
-    events: EventBus
-    storage: Storage
-    scheduler: Scheduler | None
-    keep_checkpoints: int | None
-    _lock: threading.RLock
-    _stop: threading.Event
-    _log: Replayed
-    _trials: dict[int, Trial]
-    _sampler: Sampler | None
+    def __init__(self, name: str, storage: Storage, replayed: Replayed, *, max_failures: int,
+                 keep_checkpoints: int | None, sampler_options: Mapping[str, Any] | None) -> None:
+        self.name = name
+        self.storage = storage
+        self.events = EventBus()
+        self.max_failures = max_failures
+        self.keep_checkpoints = keep_checkpoints
+        self.message = ""
+        self.metric = "value"
+        self.mode = "min"
+        self.seed: int | None = None
+        self.sampler_name = "bayes"
+        self.scheduler: Scheduler | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._done = threading.Event()  # set when a run ends (Thread.join interrupted by ^C can corrupt is_alive)
+        self._done.set()
+        self._state = StudyState.IDLE
+        self._error: BaseException | None = None
+        self._ended_at: float | None = None
+        self._replayed = replayed  # the state the records describe; the trials below are its own
+        self._trials: dict[int, Trial] = replayed.trials
+        self._sampler: Sampler | None = None  # for the current space; rebuilt (None) when the space changes
+        self._sampler_instance: Sampler | None = None  # a user's instance, used while its space is current
+        self._sampler_options = dict(sampler_options or {})
 
+    # ---- views -----------------------------------------------------------------------------------------
     @property
     def space(self) -> Space | None:
-        return self._log.space
+        return self._replayed.space
 
     @property
     def space_version(self) -> int:
-        return max(0, len(self._log.spaces) - 1)
+        return max(0, len(self._replayed.spaces) - 1)
 
     @property
     def checkpoint_root(self) -> Path:
         return self.storage.checkpoint_root(self.name)
 
-    def _adopt(self, trial: Trial) -> None:
-        trial.study_name, trial.metric, trial.mode, trial.host = self.name, self.metric, self.mode, self
-        root = self.checkpoint_root / f"trial-{trial.number}"
-        trial.checkpoint_dir = root
-
-    def _interrupt_dead_owners(self) -> None:
-        for number, owner in list(self._log.owners.items()):
-            trial = self._trials.get(number)
-            if trial is None or trial.state is not TrialState.RUNNING:
-                continue
-            if owner.get("token") == _PROCESS_TOKEN or self.storage.owner_alive(owner):
-                continue
-            step = trial.last_step
-            reason = f"its process died (pid {owner.get('pid')} on {owner.get('host')})"
-            reason += f" after step {step}" if step is not None else " before its first report"
-            self._record_finish(trial, Outcome(TrialState.INTERRUPTED, reason=reason))
-
-    def _feed_scheduler(self) -> None:
-        if self.scheduler is None:
-            return
-        sign = self._sign
-        for trial in sorted(self._trials.values(), key=lambda t: t.number):
-            if trial.state is TrialState.INTERRUPTED:
-                continue
-            for report in trial.reports:
-                if self.metric in report.metrics and (trial.resumed_from is None or report.step >= trial.resume_step):
-                    self.scheduler.on_report(trial.number, report.step, sign * report.metrics[self.metric])
-
-    def history_in_space(self, space: Space | None = None) -> list[Trial]:
-        """Finished trials whose params lie inside ``space`` (the current one): what the sampler learns from."""
-        space = space if space is not None else self.space
-        if space is None:
-            return []
-        return [t for t in self.trials if t.state.finished and space.project(t.params) is not None]
+    @property
+    def state(self) -> StudyState:
+        return self._state
 
     @property
-    def _sign(self) -> float:
-        return -1.0 if self.mode == "max" else 1.0
-
-    def _loss(self, trial: Trial) -> float | None:
-        """What the sampler minimises for a finished trial (None for failed: see each sampler's policy)."""
-        if trial.state is TrialState.FAILED or trial.value is None or not math.isfinite(trial.value):
-            return None
-        return self._sign * trial.value
+    def stopping(self) -> bool:
+        """A stop was asked (user, interrupt, or the runner's own): no new trials; running ones should stop."""
+        return self._stop.is_set()
 
     @property
     def trials(self) -> list[Trial]:
@@ -124,12 +121,15 @@ class TrialBook:
         with self._lock:
             return sum(1 for t in self._trials.values() if t.state.finished)
 
+    def ranked_trials(self) -> list[Trial]:
+        """COMPLETE trials with a finite value, best first (ties: the lower number)."""
+        complete = [t for t in self.trials if t.state is TrialState.COMPLETE]
+        return direction.ranked(complete, self.mode, lambda t: t.value)
+
     @property
     def best_trial(self) -> Trial | None:
-        complete = [t for t in self.trials if t.state is TrialState.COMPLETE and t.value is not None]
-        if not complete:
-            return None
-        return min(complete, key=lambda t: self._sign * float(t.value))  # type: ignore[arg-type]
+        ranked = self.ranked_trials()
+        return ranked[0] if ranked else None
 
     @property
     def best_value(self) -> float | None:
@@ -140,6 +140,13 @@ class TrialBook:
     def best_params(self) -> dict[str, Any] | None:
         best = self.best_trial
         return dict(best.params) if best is not None else None
+
+    def history_in_space(self, space: Space | None = None) -> list[Trial]:
+        """Finished trials whose params lie inside ``space`` (the current one): what the sampler learns from."""
+        space = space if space is not None else self.space
+        if space is None:
+            return []
+        return [t for t in self.trials if t.state.finished and space.project(t.params) is not None]
 
     def trials_dataframe(self) -> pd.DataFrame:
         import pandas as pd
@@ -161,21 +168,89 @@ class TrialBook:
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def on_report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None:
-        self.storage.append(make_record("report", number=trial.number, step=step, metrics=metrics))
-        if self._stop.is_set():
-            trial.stop_seen = True  # "becomes INTERRUPTED at its next report" (DESIGN.md Stopping)
-        if self.scheduler is not None and self.metric in metrics and not trial.pruned:
-            with self._lock:
-                prune = self.scheduler.on_report(trial.number, step, self._sign * metrics[self.metric])
-            if prune:
-                trial.pruned = True
-        self.events.emit(TrialReported(self.name, number=trial.number, step=step, metrics=dict(metrics)))
+    # ---- the sampler -----------------------------------------------------------------------------------
+    def sampler(self) -> Sampler:
+        """The sampler for the current space, told every finished trial that lies inside it (once).
 
-    def stop_requested(self, trial: Trial) -> bool:
-        return self._stop.is_set()
+        A user's sampler instance serves while the space it was made for is current; after a space edit the
+        study builds its registered sampler (:attr:`sampler_name`) for the new space, so the instance is never
+        told the history a second time nor asked for points of a space it does not know.
+        """
+        with self._lock:
+            if self._sampler is None:
+                space = self.space
+                if space is None:
+                    raise SpaceError(f"study {self.name!r} has no search space yet: pass space=...")
+                instance, self._sampler_instance = self._sampler_instance, None
+                own_space = getattr(instance, "space", space)
+                if instance is not None and isinstance(own_space, Space) and own_space.diff(space).empty:
+                    sampler = instance
+                elif self.sampler_name not in sampler_names():
+                    raise ValueError(
+                        f"study {self.name!r} was journaled with sampler {self.sampler_name!r}, which is not "
+                        f"registered in this process: call nbautoml.register_sampler({self.sampler_name!r}, "
+                        f"factory) before running it (registered: {', '.join(sampler_names())})"
+                    )
+                else:
+                    sampler = make_sampler(self.sampler_name, space, seed=self.seed, **self._sampler_options)
+                observations = [(space.project(t.params) or {}, self._loss(t)) for t in self.history_in_space()]
+                if observations:
+                    sampler.tell_many(observations)
+                self._sampler = sampler
+            return self._sampler
 
-    def _new_trial(self, params: Mapping[str, Any], rerun_of: Trial | None = None) -> Trial:
+    def _loss(self, trial: Trial) -> float | None:
+        """What the sampler minimises for a finished trial (None for failed: see each sampler's policy)."""
+        if trial.state is TrialState.FAILED or trial.value is None or not math.isfinite(trial.value):
+            return None
+        return direction.loss(trial.value, self.mode)
+
+    def _tell(self, trial: Trial) -> None:
+        """Tell the sampler a finished trial (a sampler rebuilt later reads it from the history instead)."""
+        with self._lock:
+            sampler, space = self._sampler, self.space
+            if sampler is None or space is None or not trial.state.finished:
+                return
+            params = space.project(trial.params)
+            if params is None:
+                return
+            loss = self._loss(trial)
+        sampler.tell(params, loss)
+
+    # ---- the runner contract ---------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Take in what other writers (another kernel, another process) appended to the same journal."""
+        new = self.storage.read_new()
+        if not new:
+            return
+        with self._lock:
+            known = set(self._trials)
+            done_before = {n for n, t in self._trials.items() if t.state.finished}
+            versions = len(self._replayed.spaces)
+            replay(new, into=self._replayed)
+            for number in set(self._trials) - known:
+                self._adopt(self._trials[number])
+            if len(self._replayed.spaces) != versions:
+                self._sampler = None
+            fresh = [t for n, t in self._trials.items() if t.state.finished and n not in done_before]
+        for trial in fresh:
+            self._tell(trial)
+
+    def reruns(self) -> list[Trial]:
+        """INTERRUPTED trials (inside the current space) whose re-run has not started yet."""
+        with self._lock:
+            space = self.space
+            return [t for t in rerun_candidates(self._trials) if space is None or space.project(t.params) is not None]
+
+    def ask(self, n: int, pending: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+        """Up to ``n`` new points from the sampler, none of them ``pending``; fewer (or none): exhausted."""
+        return self.sampler().ask(n, pending=[dict(p) for p in pending])
+
+    def start_trial(self, params: Mapping[str, Any], rerun_of: Trial | None = None) -> Trial:
+        """A new RUNNING trial, journaled, and announced before it runs (so TrialStarted precedes its reports).
+
+        A re-run takes over its predecessor's checkpoint folder and resumes after its last reported step.
+        """
         resume_step = 0
         if rerun_of is not None:
             old_dir = rerun_of.checkpoint_dir
@@ -192,7 +267,7 @@ class TrialBook:
 
         with self._lock:
             record = self.storage.append_trial(make)
-            replay([record], into=self._log)
+            replay([record], into=self._replayed)
             trial = self._trials[record["number"]]
             self._adopt(trial)
         assert trial.checkpoint_dir is not None
@@ -204,7 +279,93 @@ class TrialBook:
                 self.scheduler.forget(rerun_of.number)
         trial.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         trial.started_at = time.time()
+        trial.state = TrialState.RUNNING
+        self.events.emit(TrialStarted(self.name, number=trial.number, params=dict(trial.params),
+                                      resumed_from=trial.resumed_from, resume_step=trial.resume_step))
         return trial
+
+    def on_report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None:
+        """One step's metrics of a running trial: journaled, shown to the scheduler (which may prune it)."""
+        self.storage.append(make_record("report", number=trial.number, step=step, metrics=metrics))
+        if self._stop.is_set():
+            trial.stop_seen = True  # it becomes INTERRUPTED: the Stopping contract in docs/ARCHITECTURE.md
+        if self.scheduler is not None and self.metric in metrics and not trial.pruned:
+            with self._lock:
+                prune = self.scheduler.on_report(trial.number, step, direction.loss(metrics[self.metric], self.mode))
+            if prune:
+                trial.pruned = True
+        self.events.emit(TrialReported(self.name, number=trial.number, step=step, metrics=dict(metrics)))
+
+    def stop_requested(self, trial: Trial) -> bool:
+        return self._stop.is_set()
+
+    def finish_trial(self, trial: Trial, outcome: Outcome) -> None:
+        """Record how a trial ended, tell the sampler, announce it."""
+        self._record_finish(trial, outcome)
+        self._tell(trial)
+        self.events.emit(
+            TrialFinished(
+                self.name, number=trial.number, state=outcome.state.value, value=outcome.value,
+                reason=outcome.reason, params=dict(trial.params), duration=trial.duration or 0.0,
+            )
+        )
+
+    def stop_trials(self) -> None:
+        """The runner's own stop (``max_failures``, a loop error): running trials see ``should_stop()``.
+
+        Not journaled as a stop (the user did not ask); the run ends STOPPED through :meth:`end_run`.
+        """
+        self._stop.set()
+
+    def end_run(self, state: StudyState, message: str, *, reason: str | None = None,
+                error: BaseException | None = None) -> None:
+        """The runner's last act: old checkpoints pruned, the state set, ``StudyFinished(reason)`` emitted (when
+        a reason is given: the loop ran), then waiters released (``optimize`` raises ``error`` if any)."""
+        with self._lock:
+            self._ended_at = time.time()
+            self.message = message
+            self._error = error
+        try:
+            self._prune_checkpoints()
+        except OSError:
+            log.exception("study %r: removing old checkpoints failed", self.name)
+        self._set_state(state)
+        if reason is not None:
+            self.events.emit(StudyFinished(self.name, reason=reason, finished=self.n_finished))
+        self._done.set()
+
+    # ---- inside the book -------------------------------------------------------------------------------
+    def _set_state(self, state: StudyState) -> None:
+        if state is not self._state:
+            self._state = state
+            self.events.emit(StudyStateChanged(self.name, state=state.value))
+
+    def _adopt(self, trial: Trial) -> None:
+        trial.study_name, trial.metric, trial.mode, trial.host = self.name, self.metric, self.mode, self
+        trial.checkpoint_dir = self.checkpoint_root / f"trial-{trial.number}"
+
+    def _interrupt_dead_owners(self) -> None:
+        for number, who in list(self._replayed.owners.items()):
+            trial = self._trials.get(number)
+            if trial is None or trial.state is not TrialState.RUNNING:
+                continue
+            if who.get("token") == PROCESS_TOKEN or self.storage.owner_alive(who):
+                continue
+            step = trial.last_step
+            reason = f"its process died (pid {who.get('pid')} on {who.get('host')})"
+            reason += f" after step {step}" if step is not None else " before its first report"
+            self._record_finish(trial, Outcome(TrialState.INTERRUPTED, reason=reason))
+
+    def _feed_scheduler(self) -> None:
+        if self.scheduler is None:
+            return
+        for trial in sorted(self._trials.values(), key=lambda t: t.number):
+            if trial.state is TrialState.INTERRUPTED:
+                continue
+            for report in trial.reports:
+                if self.metric in report.metrics and (trial.resumed_from is None or report.step >= trial.resume_step):
+                    self.scheduler.on_report(trial.number, report.step,
+                                             direction.loss(report.metrics[self.metric], self.mode))
 
     def _record_finish(self, trial: Trial, outcome: Outcome) -> None:
         with self._lock:
@@ -218,52 +379,13 @@ class TrialBook:
             trial.metrics = dict(outcome.metrics)
             trial.traceback = outcome.traceback
             trial.finished_at = time.time()
-            self._log.owners.pop(trial.number, None)
-
-    def _tell(self, trial: Trial) -> None:
-        """Tell the sampler a finished trial (a sampler rebuilt later reads it from the history instead)."""
-        with self._lock:
-            sampler, space = self._sampler, self.space
-            if sampler is None or space is None or not trial.state.finished:
-                return
-            params = space.project(trial.params)
-            if params is None:
-                return
-            loss = self._loss(trial)
-        sampler.tell(params, loss)
-
-    def _sync(self) -> None:
-        """Take in what other writers (another kernel, another process) appended to the same journal."""
-        new = self.storage.read_new()
-        if not new:
-            return
-        with self._lock:
-            known = set(self._trials)
-            done_before = {n for n, t in self._trials.items() if t.state.finished}
-            versions = len(self._log.spaces)
-            replay(new, into=self._log)
-            for number in set(self._trials) - known:
-                self._adopt(self._trials[number])
-            if len(self._log.spaces) != versions:
-                self._sampler = None
-            fresh = [t for n, t in self._trials.items() if t.state.finished and n not in done_before]
-        for trial in fresh:
-            self._tell(trial)
-
-    def _reruns(self) -> list[Trial]:
-        with self._lock:
-            space = self.space
-            return [t for t in rerun_candidates(self._trials) if space is None or space.project(t.params) is not None]
+            self._replayed.owners.pop(trial.number, None)
 
     def _prune_checkpoints(self) -> None:
         """Keep the checkpoints of the top ``keep_checkpoints`` trials and of INTERRUPTED ones (for resume)."""
         if self.keep_checkpoints is None:
             return
-        ranked = sorted(
-            (t for t in self.trials if t.state is TrialState.COMPLETE and t.value is not None),
-            key=lambda t: self._sign * float(t.value),  # type: ignore[arg-type]
-        )
-        keep = {t.number for t in ranked[: self.keep_checkpoints]}
+        keep = {t.number for t in self.ranked_trials()[: self.keep_checkpoints]}
         for trial in self.trials:
             if trial.state.finished and trial.number not in keep and trial.checkpoint_dir is not None:
                 shutil.rmtree(trial.checkpoint_dir, ignore_errors=True)

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nbautoml.engine.samplers.base import make_sampler
+from nbautoml.engine.registry import make_sampler
 from nbautoml.engine.schedulers import ASHA
 from nbautoml.engine.study import Study
 from nbautoml.engine.trial import Trial
@@ -174,7 +174,7 @@ class WarmStartSampler:
 
     def __init__(self, inner: Any, starts: list[dict[str, Any]]) -> None:
         self.inner, self.starts = inner, starts
-        self.name = f"{getattr(inner, 'name', 'sampler')}+warm-start"
+        self.name = inner.name  # journaled: a reopened study rebuilds the inner sampler by this registered name
         self._seen: set[str] = set()
 
     @staticmethod

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from nbautoml.engine.schedulers import ASHA, MedianStopping, make_scheduler
+from nbautoml.engine.registry import make_scheduler
+from nbautoml.engine.schedulers import ASHA, MedianStopping
 
 
 def run_curves(scheduler, curves: dict[int, list[float]]) -> dict[int, int | None]:

@@ -9,7 +9,8 @@ import time
 import pytest
 
 import nbautoml as na
-from nbautoml.engine.study import StudyState, default_mode
+from nbautoml.engine.direction import default_mode
+from nbautoml.engine.study import StudyState
 from nbautoml.engine.trial import TrialState
 from nbautoml.events import StudyFinished, StudyStarted, StudyStateChanged, TrialFinished, TrialReported, TrialStarted
 

@@ -8,7 +8,7 @@ an entry that is an exception fails that trial alone.
 
 Why the loop looks like this:
 
-- :class:`BatchRunner` is :class:`~nbautoml.engine.runners.thread.ThreadRunner` with another ``_launch``:
+- :class:`BatchRunner` is :class:`~nbautoml.engine.runners.thread.ThreadRunner` with another ``launch``:
   it asks up to ``batch`` points at a time, and only when fewer than ``parallel`` groups are in flight, so
   the sampler sees whole batches (its ``pending`` holds the running ones). Every trial still gets its own
   future, so ``_finish``, the budget, stop, timeout, max_failures and the events are the thread runner's.
@@ -37,21 +37,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from nbautoml.engine.runners.base import BatchObjective, GroupExecutor
 from nbautoml.engine.runners.thread import ThreadRunner
 from nbautoml.engine.trial import Trial
+from nbautoml.engine.trialbook import TrialBook
 from nbautoml.engine.values import Outcome, exception_outcome, is_oom, result_outcome, settle
 
 if TYPE_CHECKING:
     import collections
-
-    from nbautoml.engine.study import Study
 
 __all__ = ["BatchExecutor", "BatchRunner", "group_trials", "halving", "release_memory", "run_batch"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-BatchObjective = Callable[[list[Trial]], Sequence[Any]]
 
 
 def release_memory() -> None:
@@ -150,7 +149,7 @@ class BatchExecutor:
     def __init__(self, parallel: int, name: str) -> None:
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"nbautoml-{name}-batch")
 
-    def submit_group(self, study: Study, objective: BatchObjective, trials: list[Trial]) -> list[Future[Outcome]]:
+    def submit_group(self, book: TrialBook, objective: BatchObjective, trials: list[Trial]) -> list[Future[Outcome]]:
         futures: dict[int, Future[Outcome]] = {id(t): Future() for t in trials}
 
         def deliver(trial: Trial, outcome: Outcome) -> None:
@@ -158,7 +157,7 @@ class BatchExecutor:
 
         def task() -> None:
             try:
-                run_batch(objective, trials, study.metric, study.mode, lambda: study.stopping, deliver)
+                run_batch(objective, trials, book.metric, book.mode, lambda: book.stopping, deliver)
             except BaseException as error:  # run_batch never raises; belt and braces for the waiting loop
                 for future in futures.values():
                     if not future.done():
@@ -174,21 +173,21 @@ class BatchExecutor:
 class BatchRunner(ThreadRunner):
     """The study loop for batch objectives (module docstring); ``parallel`` counts groups, not trials."""
 
-    def __init__(self, study: Study, objective: BatchObjective, executor: BatchExecutor, *, trials: int | None,
+    def __init__(self, study: TrialBook, objective: BatchObjective, executor: GroupExecutor, *, trials: int | None,
                  timeout: float | None, parallel: int, batch: int, group_by: Sequence[str] | None) -> None:
-        super().__init__(study, objective, executor, trials=trials, timeout=timeout,  # type: ignore[arg-type]
-                         parallel=parallel)
+        super().__init__(study, objective, executor, trials=trials, timeout=timeout, parallel=parallel)
+        self.group_executor = executor
         self.batch = batch
         self.group_by = list(group_by) if group_by else None
         self._group_of: dict[Future[Outcome], int] = {}  # a running trial's group (groups in flight)
         self._groups = 0
 
-    def _launch(self, reruns: collections.deque[Trial]) -> str | None:
+    def launch(self, reruns: collections.deque[Trial]) -> str | None:
         in_flight = {self._group_of[f] for f in self.running}
         self._group_of = {f: self._group_of[f] for f in self.running}
         if len(in_flight) >= self.parallel:
             return None
-        asked = self._ask(self.batch, reruns)
+        asked = self.next_points(self.batch, reruns)
         if asked is None:
             return None
         if not asked:
@@ -199,10 +198,10 @@ class BatchRunner(ThreadRunner):
             for n, i in enumerate(fresh):
                 anchor = asked[fresh[n - n % size]][0]
                 asked[i] = ({**asked[i][0], **{k: anchor[k] for k in self.group_by if k in anchor}}, None)
-        trials = [self._start(params, old) for params, old in asked]
+        trials = [self.study.start_trial(params, rerun_of=old) for params, old in asked]
         for group in group_trials(trials, self.group_by):
             self._groups += 1
-            futures = self.executor.submit_group(self.study, self.objective, group)
+            futures = self.group_executor.submit_group(self.study, self.objective, group)
             for trial, future in zip(group, futures, strict=True):
                 self.running[future] = trial
                 self._group_of[future] = self._groups

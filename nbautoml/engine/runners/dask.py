@@ -49,15 +49,14 @@ import traceback
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbautoml.engine.runners.base import Objective
 from nbautoml.engine.runners.dask_worker import run_trial, worker_channel
 from nbautoml.engine.trial import Report, Trial, TrialState
+from nbautoml.engine.trialbook import TrialBook
 from nbautoml.engine.values import Outcome, exception_outcome
 from nbautoml.events import StopRequested
-
-if TYPE_CHECKING:
-    from nbautoml.engine.study import Study
 
 __all__ = ["MAX_WORKER_DEATHS", "DaskExecutor", "gpu_devices", "start_local_cluster"]
 
@@ -161,9 +160,9 @@ class _Live:
 
 
 class DaskExecutor:
-    """Runs trials as Dask tasks; the executor protocol of :mod:`nbautoml.engine.runners.thread`."""
+    """Runs trials as Dask tasks: an :class:`~nbautoml.engine.runners.base.Executor`."""
 
-    def __init__(self, runner: Any, parallel: int, study: Study) -> None:
+    def __init__(self, runner: Any, parallel: int, study: TrialBook) -> None:
         from distributed import Client
 
         self.study = study
@@ -214,7 +213,7 @@ class DaskExecutor:
     def address(self) -> str:
         return str(self.client.scheduler.address)
 
-    def submit(self, study: Study, objective: Any, trial: Trial) -> Future[Outcome]:
+    def submit(self, study: TrialBook, objective: Objective, trial: Trial) -> Future[Outcome]:
         from distributed import Queue
 
         payload = self._objective(objective)

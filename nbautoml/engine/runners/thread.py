@@ -1,9 +1,10 @@
 """The study loop (ask → run → tell) and the in-process executor that runs trials on threads.
 
 :class:`ThreadRunner` is the loop; it runs on the study's worker thread and is the only place that asks and
-tells the sampler, so samplers need no locking. It hands each trial to an *executor* (``submit(study,
-objective, trial) -> Future[Outcome]``): :class:`TrialExecutor` runs trials on a thread pool in this process;
-the Dask runner implements the same method on a cluster. The loop does not care which.
+tells the sampler, so samplers need no locking. It calls the study only through the public
+:class:`~nbautoml.engine.trialbook.TrialBook` contract and hands each trial to an
+:class:`~nbautoml.engine.runners.base.Executor`: :class:`TrialExecutor` runs trials on a thread pool in this
+process; the Dask runner implements the same protocol on a cluster. The loop does not care which.
 
 Timeout semantics: at the deadline no new trial starts and the running ones finish normally (Optuna's rule), so
 a timeout never wastes work. A stop (user, interrupt, ``max_failures``) asks running trials to stop instead.
@@ -18,20 +19,17 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbautoml.engine.runners.base import Executor, GroupExecutor, Objective
 from nbautoml.engine.trial import Trial, TrialState, using_trial
+from nbautoml.engine.trialbook import StudyState, TrialBook
 from nbautoml.engine.values import Outcome, exception_outcome, result_outcome, settle
-from nbautoml.events import StudyFinished, StudyStarted, TrialFinished, TrialQueued, TrialStarted
-
-if TYPE_CHECKING:
-    from nbautoml.engine.study import Study
+from nbautoml.events import StudyStarted, TrialQueued
 
 __all__ = ["ThreadRunner", "TrialExecutor", "execute_trial"]
 
 log = logging.getLogger(__name__)
-
-Objective = Callable[[Trial], Any]
 
 
 def execute_trial(
@@ -55,21 +53,21 @@ class TrialExecutor:
     def __init__(self, parallel: int, name: str) -> None:
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"nbautoml-{name}-trial")
 
-    def submit(self, study: Study, objective: Objective, trial: Trial) -> Future[Outcome]:
-        return self._pool.submit(
-            execute_trial, objective, trial, study.metric, study.mode, lambda: study.stopping
-        )
+    def submit(self, book: TrialBook, objective: Objective, trial: Trial) -> Future[Outcome]:
+        return self._pool.submit(execute_trial, objective, trial, book.metric, book.mode, lambda: book.stopping)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
 
 
 class ThreadRunner:
+    """The ask → run → tell loop of one ``optimize`` run (the module docstring says how it ends)."""
+
     def __init__(
         self,
-        study: Study,
-        objective: Objective,
-        executor: Any,
+        study: TrialBook,
+        objective: Any,
+        executor: Executor | GroupExecutor,
         *,
         trials: int | None,
         timeout: float | None,
@@ -87,8 +85,6 @@ class ThreadRunner:
         self.last_failure: str | None = None
 
     def run(self) -> None:
-        from nbautoml.engine.study import StudyState
-
         study = self.study
         study.events.emit(StudyStarted(study.name, budget=self.budget, timeout=self.timeout, finished=study.n_finished))
         error: BaseException | None = None
@@ -97,7 +93,7 @@ class ThreadRunner:
         except BaseException as caught:  # a bug in the loop: report it, never hang the waiting caller
             log.exception("study %r: the search loop failed", study.name)
             reason, error = f"error: {type(caught).__name__}: {caught}", caught
-            study._stop.set()
+            study.stop_trials()
             self._drain()
         finally:
             try:
@@ -106,9 +102,7 @@ class ThreadRunner:
                 log.exception("study %r: shutting the executor down failed", study.name)
         message = self._message(reason)
         stopped = reason in ("stopped", "max_failures") or error is not None
-        study._finished_run(StudyState.STOPPED if stopped else StudyState.FINISHED, message, error)
-        study.events.emit(StudyFinished(study.name, reason=reason, finished=study.n_finished))
-        study._run_ended()
+        study.end_run(StudyState.STOPPED if stopped else StudyState.FINISHED, message, reason=reason, error=error)
 
     def _message(self, reason: str) -> str:
         study, done = self.study, self.study.n_finished
@@ -133,12 +127,12 @@ class ThreadRunner:
             return "nothing to do"
         deadline = None if self.timeout is None else time.time() + self.timeout
         reruns = self.reruns
-        reruns.extend(study._reruns())
+        reruns.extend(study.reruns())
         for old in reruns:
             study.events.emit(TrialQueued(study.name, number=-1, params=dict(old.params), resumed_from=old.number))
         reason: str | None = None
         while True:
-            study._sync()
+            study.sync()
             if reason is None:
                 if study.stopping:
                     reason = "stopped"
@@ -147,7 +141,7 @@ class ThreadRunner:
                 elif self.budget is not None and study.n_finished >= self.budget:
                     reason = "budget"
             if reason is None:
-                reason = self._launch(reruns)
+                reason = self.launch(reruns)
             if not self.running:
                 return reason or "budget"
             wait_for = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.time()))
@@ -156,21 +150,24 @@ class ThreadRunner:
                 self._finish(future)
             if reason is None and self.consecutive_failures >= study.max_failures:
                 reason = "max_failures"
-                study._stop.set()
+                study.stop_trials()
 
-    def _launch(self, reruns: collections.deque[Trial]) -> str | None:
+    def launch(self, reruns: collections.deque[Trial]) -> str | None:
         """Start trials into free slots; a reason to end when nothing more can start."""
-        asked = self._ask(self.parallel - len(self.running), reruns)
+        asked = self.next_points(self.parallel - len(self.running), reruns)
         if asked is None:
             return None
         if not asked:
             return "exhausted" if not self.running else None
+        assert isinstance(self.executor, Executor)
         for params, old in asked:
-            trial = self._start(params, old)
+            trial = self.study.start_trial(params, rerun_of=old)
             self.running[self.executor.submit(self.study, self.objective, trial)] = trial
         return None
 
-    def _ask(self, room: int, reruns: collections.deque[Trial]) -> list[tuple[dict[str, Any], Trial | None]] | None:
+    def next_points(
+        self, room: int, reruns: collections.deque[Trial]
+    ) -> list[tuple[dict[str, Any], Trial | None]] | None:
         """Up to ``room`` points (fewer near the budget): interrupted trials to re-run first, then the sampler's
         (told what is running, so it proposes none of it). None when there is no room; [] when exhausted."""
         if self.budget is not None:
@@ -183,17 +180,8 @@ class ThreadRunner:
             asked.append((dict(interrupted.params), interrupted))
         if len(asked) < room:
             pending = [t.params for t in self.running.values()] + [p for p, _ in asked]
-            asked += [(params, None) for params in self.study.sampler().ask(room - len(asked), pending=pending)]
+            asked += [(params, None) for params in self.study.ask(room - len(asked), pending=pending)]
         return asked
-
-    def _start(self, params: dict[str, Any], rerun_of: Trial | None) -> Trial:
-        """A new RUNNING trial, announced before it is submitted (so TrialStarted precedes its reports)."""
-        study = self.study
-        trial = study._new_trial(params, rerun_of=rerun_of)
-        trial.state = TrialState.RUNNING
-        study.events.emit(TrialStarted(study.name, number=trial.number, params=dict(trial.params),
-                                       resumed_from=trial.resumed_from, resume_step=trial.resume_step))
-        return trial
 
     def _finish(self, future: Future[Outcome]) -> None:
         study = self.study
@@ -202,8 +190,7 @@ class ThreadRunner:
             outcome = future.result()
         except BaseException as error:  # the executor itself failed (a lost Dask worker is handled there)
             outcome = exception_outcome(error)
-        study._record_finish(trial, outcome)
-        study._tell(trial)
+        study.finish_trial(trial, outcome)
         if outcome.state is TrialState.FAILED:
             self.consecutive_failures += 1
             self.last_failure = f"trial {trial.number}: {outcome.reason}"
@@ -211,12 +198,6 @@ class ThreadRunner:
                 log.info("study %r: trial %d failed:\n%s", study.name, trial.number, outcome.traceback)
         elif outcome.state is not TrialState.INTERRUPTED:
             self.consecutive_failures = 0
-        study.events.emit(
-            TrialFinished(
-                study.name, number=trial.number, state=outcome.state.value, value=outcome.value,
-                reason=outcome.reason, params=dict(trial.params), duration=trial.duration or 0.0,
-            )
-        )
         if outcome.state is TrialState.INTERRUPTED and not study.stopping:
             # interrupted with no stop asked (a lost Dask worker): re-run it now, as a resume would
             self.reruns.append(trial)

@@ -1,5 +1,8 @@
-"""Search algorithms behind one small protocol; ``bayes.py`` is the only module that imports skopt."""
+"""Search algorithms behind one small protocol; ``bayes.py`` is the only module that imports skopt.
 
-from nbautoml.engine.samplers.base import SAMPLER_NAMES, Sampler, make_sampler
+They are picked by name through :mod:`nbautoml.engine.registry`, where the built-ins are registered.
+"""
 
-__all__ = ["SAMPLER_NAMES", "Sampler", "make_sampler"]
+from nbautoml.engine.samplers.base import Sampler
+
+__all__ = ["Sampler"]

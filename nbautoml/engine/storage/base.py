@@ -7,14 +7,25 @@ derived from them, so "resume" is just "replay". Two implementations: :mod:`memo
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Owner", "Storage"]
+__all__ = ["PROCESS_TOKEN", "Owner", "Storage", "owner"]
 
 Record = dict[str, Any]
 Owner = dict[str, Any]  # {"host": ..., "pid": ..., "token": ...}: who runs a trial
+
+PROCESS_TOKEN = uuid.uuid4().hex[:12]
+"""Tells this process apart from an earlier one that had the same pid (a restarted kernel)."""
+
+
+def owner() -> Owner:
+    """Who runs trials in this process (journaled with each trial; dead owners' trials get INTERRUPTED)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "token": PROCESS_TOKEN}
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from nbautoml.engine.storage.base import Owner, Record
+from nbautoml.engine.storage.base import Owner, Record, owner
 from nbautoml.engine.storage.records import JournalError
 
 __all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "JournalStorage"]
@@ -210,8 +210,6 @@ class JournalStorage:
     def _start_heartbeat(self) -> None:
         if self._heartbeat is not None:
             return
-        from nbautoml.engine.trialbook import owner
-
         beat = self._owner_file(owner())
         beat.parent.mkdir(parents=True, exist_ok=True)
         beat.touch()

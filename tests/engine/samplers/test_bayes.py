@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from nbautoml.engine.registry import make_sampler
 from nbautoml.engine.samplers import bayes
-from nbautoml.engine.samplers.base import Sampler, make_sampler
+from nbautoml.engine.samplers.base import Sampler
 from nbautoml.engine.samplers.bayes import BayesSampler, to_skopt_dimensions
 from nbautoml.engine.samplers.random import RandomSampler, point_key
 from nbautoml.space import Choice, Int, Real, Space

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbautoml.engine.samplers.base import make_sampler
+from nbautoml.engine.registry import make_sampler
 from nbautoml.engine.samplers.grid import GridSampler, grid_values
 from nbautoml.engine.samplers.random import point_key
 from nbautoml.space import Choice, Int, Real, Space

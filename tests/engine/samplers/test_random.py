@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from nbautoml.engine.samplers.base import Sampler, make_sampler
+from nbautoml.engine.registry import make_sampler
+from nbautoml.engine.samplers.base import Sampler
 from nbautoml.engine.samplers.random import RandomSampler, point_key, space_size
 from nbautoml.space import Choice, Int, Real, Space
 
