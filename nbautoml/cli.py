@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from nbautoml.engine import direction
+from nbautoml.engine.registry import sampler_names, scheduler_names
 
 __all__ = ["SEARCH_FLAGS", "add_flags", "leaderboard", "main", "open_cell_study", "parse_duration",
            "search_options"]
@@ -68,6 +70,20 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+class Registered:
+    """argparse ``choices`` read from the registry at parse time, so an algorithm registered after the parser
+    was made (in the notebook, after ``%load_ext``) is a choice too."""
+
+    def __init__(self, names: Callable[[], tuple[str, ...]], *extra: str) -> None:
+        self._names, self._extra = names, extra
+
+    def __contains__(self, name: object) -> bool:
+        return name in tuple(self)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*self._names(), *self._extra))
+
+
 # One table for the magic and the CLI: (flags, argparse keywords).
 Flag = tuple[tuple[str, ...], dict[str, Any]]
 SEARCH_FLAGS: dict[str, Flag] = {
@@ -79,11 +95,11 @@ SEARCH_FLAGS: dict[str, Flag] = {
     "timeout": (("--timeout",), dict(type=parse_duration, metavar="T",
                                      help="stop starting trials after T (90, 90s, 10m, 1h)")),
     "metric": (("--metric",), dict(metavar="NAME", help="the metric to optimise (default val_loss)")),
-    "mode": (("--mode",), dict(choices=("min", "max"),
+    "mode": (("--mode",), dict(choices=direction.MODES,
                                help="min or max (default: max for names with acc/auc/r2/f1, else min)")),
-    "sampler": (("--sampler",), dict(choices=("bayes", "gp", "rf", "et", "random", "grid"),
+    "sampler": (("--sampler",), dict(choices=Registered(sampler_names),
                                      help="search algorithm (default bayes)")),
-    "scheduler": (("--scheduler",), dict(choices=("asha", "median", "none"),
+    "scheduler": (("--scheduler",), dict(choices=Registered(scheduler_names, "none"),
                                          help="early stopping of weak trials (default none)")),
     "parallel": (("--parallel",), dict(type=_positive_int, default=1, metavar="N",
                                        help="trials running at once (default 1)")),
@@ -155,9 +171,8 @@ def open_cell_study(spec: Any, name: str, study_options: dict[str, Any]) -> Any:
 
 def leaderboard(study: Any, top: int = 10) -> str:
     """The best ``top`` trials as text (value, state, params)."""
-    sign = -1.0 if study.mode == "max" else 1.0
-    ranked = sorted((t for t in study.trials if t.value is not None and math.isfinite(t.value)),
-                    key=lambda t: (t.state.value != "COMPLETE", sign * t.value))[:top]
+    by_value = direction.ranked(study.trials, study.mode, lambda t: t.value)  # pruned ones have values too
+    ranked = sorted(by_value, key=lambda t: t.state.value != "COMPLETE")[:top]
     if not ranked:
         return "(no trial with a value yet)"
     names = list(ranked[0].params)

@@ -50,6 +50,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbautoml.engine import direction
 from nbautoml.engine.trial import Trial, current_trial, using_trial
 from nbautoml.engine.values import result_outcome
 from nbautoml.space import Choice, Dimension, Int, Real, Space
@@ -403,12 +404,11 @@ class CellObjective:
         outcome = result_outcome(result, trial, trial.metric, trial.mode)
         if outcome.value is None:
             return
-        sign = -1.0 if trial.mode == "max" else 1.0
         assigned = {k: v for k, v in ns.items()
                     if k not in ("trial", "hp") and not k.startswith("__")
                     and (k not in self.namespace or self.namespace[k] is not v)}
         with self._lock:
-            if self.best_value is None or sign * outcome.value < sign * self.best_value:
+            if direction.better(outcome.value, self.best_value, trial.mode):
                 self.best_number, self.best_value, self.best_namespace = trial.number, outcome.value, assigned
 
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import math
 import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from nbautoml.engine import direction
+from nbautoml.engine.coerce import to_number
 
 __all__ = ["Report", "Trial", "TrialHost", "TrialState", "current_trial", "using_trial"]
 
@@ -57,22 +59,6 @@ class TrialHost(Protocol):
     def on_report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None: ...
 
     def stop_requested(self, trial: Trial) -> bool: ...
-
-
-def _to_float(value: Any) -> float | None:
-    """A float from numbers, numpy scalars and one-element tensors; None for anything else."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            out = item()
-        except (ValueError, RuntimeError, TypeError):
-            return None
-        return float(out) if isinstance(out, (int, float)) else None
-    return None
 
 
 class Trial:
@@ -117,14 +103,15 @@ class Trial:
 
     # ---- the objective's side -------------------------------------------------------------------------
     def report(self, step: int, **metrics: Any) -> None:
-        """Record one step's metrics (an epoch's). Never raises; non-numeric values are dropped with a warning."""
+        """Record one step's metrics (an epoch's). Never raises; what is not a number (:mod:`~nbautoml.engine.coerce`:
+        bools are not) is dropped with a warning."""
         clean: dict[str, float] = {}
         for name, raw in metrics.items():
-            value = _to_float(raw)
+            value, why = to_number(raw)
             if value is None:
                 if name not in self._warned:
                     self._warned.add(name)
-                    log.warning("trial %d: metric %r=%r is not a number; ignored", self.number, name, raw)
+                    log.warning("trial %d: metric %r is not a number (%s); ignored", self.number, name, why)
                 continue
             clean[name] = value
         try:
@@ -161,10 +148,8 @@ class Trial:
         return [(r.step, r.metrics[metric]) for r in self.reports if metric in r.metrics]
 
     def best_reported(self, metric: str, mode: str) -> float | None:
-        values = [v for _, v in self.history(metric) if math.isfinite(v)]
-        if not values:
-            return None
-        return max(values) if mode == "max" else min(values)
+        """The best finite value of ``metric`` this trial reported (None when none was)."""
+        return direction.best((v for _, v in self.history(metric)), mode)
 
     @property
     def duration(self) -> float | None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbautoml.engine.coerce import to_number
 from nbautoml.engine.trial import Trial, TrialState
 
 __all__ = ["Outcome", "exception_outcome", "result_outcome", "settle"]
@@ -35,28 +36,10 @@ class Outcome:
 
 
 def _scalar(value: Any) -> tuple[float | None, str | None]:
-    """(float, None) for a usable number, (None, why) otherwise."""
-    if isinstance(value, bool):
-        return None, f"invalid value: bool {value!r}"
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, (str, bytes)):
-        return None, f"invalid value: {type(value).__name__} {value!r:.60}"
-    else:
-        numel = getattr(value, "numel", None) or getattr(value, "size", None)
-        count = numel() if callable(numel) else numel
-        if isinstance(count, int) and count != 1:
-            return None, f"invalid value: {type(value).__name__} with {count} elements (need one number)"
-        item = getattr(value, "item", None)
-        if not callable(item):
-            return None, f"invalid value: {type(value).__name__} is not a number"
-        try:
-            raw = item()
-        except (ValueError, RuntimeError, TypeError) as error:
-            return None, f"invalid value: {type(value).__name__}: {error}"
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            return None, f"invalid value: {type(value).__name__} holding {raw!r}"
-        number = float(raw)
+    """(float, None) for a usable number (finite), (None, why) otherwise."""
+    number, why = to_number(value)
+    if number is None:
+        return None, f"invalid value: {why}"
     if not math.isfinite(number):
         return None, f"invalid value: {number}"
     return number, None

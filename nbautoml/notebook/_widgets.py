@@ -15,6 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from nbautoml.engine import direction
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.space import Choice, Dimension, Int, Real, Space, SpaceError
 
@@ -81,15 +82,14 @@ def header_html(name: str, state: str, done: int, budget: int | None, elapsed: f
 
 def summarize(trials: Sequence[Trial], mode: str) -> tuple[int, list[int], Trial | None]:
     """Finished count, running trial numbers and the best complete trial, in one pass (the header's data)."""
-    sign = -1.0 if mode == "max" else 1.0
     done, running, best, best_key = 0, [], None, math.inf
     for trial in trials:
         state = trial.state
         if state.finished:
             done += 1
-            value = trial.value
-            if state is TrialState.COMPLETE and value is not None and math.isfinite(value) and sign * value < best_key:
-                best, best_key = trial, sign * value
+            key = direction.rank_key(trial.value, mode)
+            if state is TrialState.COMPLETE and key < best_key:
+                best, best_key = trial, key
         elif state is TrialState.RUNNING:
             running.append(trial.number)
     return done, running, best
@@ -97,9 +97,8 @@ def summarize(trials: Sequence[Trial], mode: str) -> tuple[int, list[int], Trial
 
 def ranked(trials: Sequence[Trial], mode: str) -> list[Trial]:
     """Complete trials with a finite value, best first."""
-    sign = -1.0 if mode == "max" else 1.0
-    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
-    return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    complete = sorted((t for t in trials if t.state is TrialState.COMPLETE), key=lambda t: t.number)
+    return direction.ranked(complete, mode, lambda t: t.value)
 
 
 TABLE_CSS = (

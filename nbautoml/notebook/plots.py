@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from nbautoml.engine import direction
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.space import Choice, Dimension, Space
 
@@ -69,7 +70,6 @@ def _finite(value: float | None) -> bool:
 # ---- optimisation history ------------------------------------------------------------------------------
 def history_data(study: StudyLike) -> dict[str, Any]:
     """Complete trials' values by trial number and the best value so far (by the study's mode)."""
-    better = max if study.mode == "max" else min
     number: list[int] = []
     value: list[float] = []
     best: list[float] = []
@@ -79,7 +79,7 @@ def history_data(study: StudyLike) -> dict[str, Any]:
         current = float(trial.value)  # type: ignore[arg-type]
         number.append(trial.number)
         value.append(current)
-        best.append(current if not best else better(best[-1], current))
+        best.append(current if not best or direction.better(current, best[-1], study.mode) else best[-1])
     return {"metric": study.metric, "mode": study.mode, "columns": {"number": number, "value": value, "best": best}}
 
 

@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 
 from nbautoml.engine.registry import make_sampler
+from nbautoml.engine.samplers.base import point_key
 from nbautoml.engine.schedulers import ASHA
 from nbautoml.engine.study import Study
 from nbautoml.engine.trial import Trial
@@ -177,23 +178,20 @@ class WarmStartSampler:
         self.name = inner.name  # journaled: a reopened study rebuilds the inner sampler by this registered name
         self._seen: set[str] = set()
 
-    @staticmethod
-    def _key(params: dict[str, Any]) -> str:
-        return json.dumps(params, sort_keys=True, default=str)
 
     def ask(self, n: int = 1, pending: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-        busy = self._seen | {self._key(p) for p in pending}
-        chosen = [p for p in self.starts if self._key(p) not in busy][:n]
+        busy = self._seen | {point_key(p) for p in pending}
+        chosen = [p for p in self.starts if point_key(p) not in busy][:n]
         if len(chosen) < n:
             chosen += self.inner.ask(n - len(chosen), pending=[*pending, *chosen])
         return chosen
 
     def tell(self, params: dict[str, Any], value: float | None) -> None:
-        self._seen.add(self._key(params))
+        self._seen.add(point_key(params))
         self.inner.tell(params, value)
 
     def tell_many(self, observations: Sequence[tuple[dict[str, Any], float | None]]) -> None:
-        self._seen.update(self._key(p) for p, _ in observations)
+        self._seen.update(point_key(p) for p, _ in observations)
         self.inner.tell_many(observations)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from nbautoml.engine import direction
 from nbautoml.engine.study import Study
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.torch import models
@@ -151,7 +152,6 @@ class AutoMLResult:
     def leaderboard(self) -> pd.DataFrame:
         """One row per trial: rank, value (± std with cv), model, key params, epochs, seconds, state."""
         order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1}
-        sign = -1.0 if self.study.mode == "max" else 1.0
         rows = []
         cv = len(self._data.folds) > 1
         metric = self.study.metric
@@ -176,8 +176,7 @@ class AutoMLResult:
             row["best_epoch"] = None if best_epoch is None else int(best_epoch) + 1
             row["seconds"] = t.duration
             row["state"] = t.state.value
-            ranked = sign * value if not math.isnan(value) else math.inf
-            row["_key"] = (order.get(t.state, 2), ranked, t.number)
+            row["_key"] = (order.get(t.state, 2), direction.rank_key(value, self.study.mode), t.number)
             rows.append(row)
         rows.sort(key=lambda r: r["_key"])
         for i, row in enumerate(rows):
@@ -195,9 +194,7 @@ class AutoMLResult:
         key = (self.study.n_finished, self.study.state.value)
         if self._built_key == key and self._best is not None:
             return
-        ranked = [t for t in self.study.trials if t.state is TrialState.COMPLETE and t.value is not None]
-        sign = -1.0 if self.study.mode == "max" else 1.0
-        ranked.sort(key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
+        ranked = self.study.ranked_trials()
         prep_index: dict[tuple[str, float, int], int] = {}
         preprocessors: list[Preprocessor] = []
         built: list[_Built] = []
@@ -221,8 +218,8 @@ class AutoMLResult:
         metric = self.study.metric
         self.validation = {"best_model": _score(metric, self.task, best_out, y),
                            "ensemble": _score(metric, self.task, mean_out, y)}
-        better = (self.validation["ensemble"] > self.validation["best_model"] if self.study.mode == "max"
-                  else self.validation["ensemble"] < self.validation["best_model"])
+        better = direction.loss(self.validation["ensemble"], self.study.mode) < direction.loss(
+            self.validation["best_model"], self.study.mode)
         self.selected = "ensemble" if len(built) > 1 and better else "best_model"
         self._best = self._predictor(preprocessors, built[:1])
         self._ensemble = self._predictor(preprocessors, built)

@@ -39,6 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from nbautoml.engine.direction import better as _better  # which value is better: one rule (engine/direction.py)
+from nbautoml.engine.direction import default_mode as _default_mode
 from nbautoml.engine.trial import Trial, current_trial
 from nbautoml.torch import _fitdata as fd
 from nbautoml.torch._optim import LRSchedule, make_optimizer
@@ -49,7 +51,6 @@ CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 _FORMAT = 1
 log = logging.getLogger(__name__)
-_MAX_NAMES = ("acc", "auc", "r2", "f1")
 
 
 class TrainResult(dict[str, float]):
@@ -106,21 +107,6 @@ def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _default_mode(metric: str) -> str:
-    return "max" if any(part in metric for part in _MAX_NAMES) else "min"
-
-
-def _better(value: float, best: float | None, mode: str) -> bool:
-    """Whether ``value`` beats ``best``; NaN never wins, and anything beats a NaN (a diverged first epoch)."""
-    if best is None:
-        return True
-    if math.isnan(value):
-        return False
-    if math.isnan(best):
-        return True
-    return value > best if mode == "max" else value < best
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import sys
 import traceback
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbautoml.engine.runners.base import BatchObjective, GroupExecutor
 from nbautoml.engine.runners.thread import ThreadRunner
+from nbautoml.engine.samplers.base import point_key
 from nbautoml.engine.trial import Trial
 from nbautoml.engine.trialbook import TrialBook
 from nbautoml.engine.values import Outcome, exception_outcome, is_oom, result_outcome, settle
@@ -129,17 +129,13 @@ def run_batch(objective: BatchObjective, trials: list[Trial], metric: str, mode:
         release_memory()
 
 
-def _key(params: dict[str, Any], names: Sequence[str]) -> str:
-    return json.dumps([params.get(name) for name in names], default=str)
-
-
 def group_trials(trials: Sequence[Trial], group_by: Sequence[str] | None) -> list[list[Trial]]:
     """Trials that agree on every ``group_by`` param, in first-seen order (all together when None)."""
     if not group_by:
         return [list(trials)] if trials else []
     groups: dict[str, list[Trial]] = {}
     for trial in trials:
-        groups.setdefault(_key(trial.params, group_by), []).append(trial)
+        groups.setdefault(point_key({n: trial.params.get(n) for n in group_by}), []).append(trial)
     return list(groups.values())
 
 

@@ -7,13 +7,20 @@ lets a non-finite number reach a surrogate model).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Observation", "Params", "Sampler"]
+__all__ = ["Observation", "Params", "Sampler", "point_key"]
 
 Params = dict[str, Any]
 Observation = tuple[Params, "float | None"]
+
+
+def point_key(params: Mapping[str, Any]) -> str:
+    """The one hashable identity of a point (Choice options may be lists, which do not hash): the same names
+    with the same values give the same key, whatever their order."""
+    return json.dumps(dict(params), sort_keys=True, default=str)
 
 
 @runtime_checkable

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from nbautoml.engine.samplers.base import Params
-from nbautoml.engine.samplers.random import _RemembersTold, point_key
+from nbautoml.engine.samplers.base import Params, point_key
+from nbautoml.engine.samplers.random import _RemembersTold
 from nbautoml.space import Choice, Dimension, Int, Real, Space
 
 __all__ = ["GridSampler"]

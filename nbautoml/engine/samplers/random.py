@@ -9,23 +9,17 @@ returns fewer points than asked, finally none, which the study reads as "exhaust
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from nbautoml.engine.samplers.base import Observation, Params
+from nbautoml.engine.samplers.base import Observation, Params, point_key
 from nbautoml.space import Choice, Int, Space
 
-__all__ = ["RandomSampler", "point_key", "space_size"]
+__all__ = ["RandomSampler", "space_size"]
 
 _ATTEMPTS = 64  # draws per point before a finite space is enumerated instead
-
-
-def point_key(params: Params) -> str:
-    """A hashable identity for normalised params (Choice options may be lists, which do not hash)."""
-    return json.dumps([params[name] for name in sorted(params)], sort_keys=True)
 
 
 def space_size(space: Space) -> float:

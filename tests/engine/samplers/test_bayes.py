@@ -10,9 +10,9 @@ import pytest
 
 from nbautoml.engine.registry import make_sampler
 from nbautoml.engine.samplers import bayes
-from nbautoml.engine.samplers.base import Sampler
+from nbautoml.engine.samplers.base import Sampler, point_key
 from nbautoml.engine.samplers.bayes import BayesSampler, to_skopt_dimensions
-from nbautoml.engine.samplers.random import RandomSampler, point_key
+from nbautoml.engine.samplers.random import RandomSampler
 from nbautoml.space import Choice, Int, Real, Space
 
 LETTERS = {"a": 0.6, "b": 0.0, "c": 1.0}

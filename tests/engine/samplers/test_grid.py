@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nbautoml.engine.registry import make_sampler
+from nbautoml.engine.samplers.base import point_key
 from nbautoml.engine.samplers.grid import GridSampler, grid_values
-from nbautoml.engine.samplers.random import point_key
 from nbautoml.space import Choice, Int, Real, Space
 
 SPACE = Space(lr=Real(1e-4, 1e-1, log=True), layers=Int(1, 3), units=Int(16, 512, log=True), act=Choice([None, "relu"]))

@@ -6,8 +6,8 @@ import math
 import statistics
 
 from nbautoml.engine.registry import make_sampler
-from nbautoml.engine.samplers.base import Sampler
-from nbautoml.engine.samplers.random import RandomSampler, point_key, space_size
+from nbautoml.engine.samplers.base import Sampler, point_key
+from nbautoml.engine.samplers.random import RandomSampler, space_size
 from nbautoml.space import Choice, Int, Real, Space
 
 SPACE = Space(lr=Real(1e-5, 1e-1, log=True), units=Int(1, 8), drop=Real(0.0, 0.5), act=Choice(["relu", None, [1, 2]]))
