@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: 2.13.0 is the CPU wheel on these machines' disk (a bare `torch` pulls a multi-GB CUDA build).
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,dask,bench]'
+	# the onnx extra too, so the ONNX export tests run in `make test` instead of being skipped.
+	$(BIN)/pip install -q -e '.[dev,dask,bench,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP)

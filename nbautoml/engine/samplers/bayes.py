@@ -49,14 +49,8 @@ from scipy.linalg import LinAlgError
 from skopt import space as sk_space
 from skopt.learning import ExtraTreesRegressor, RandomForestRegressor
 
-from nbautoml.engine.samplers._gp import (
-    Posterior,
-    default_theta,
-    expected_improvement,
-    fit_theta,
-    one_blas_thread,
-    theta_bounds,
-)
+from nbautoml.engine.samplers._acquisition import MAX_GRID, Lattice, local_search, log_ei
+from nbautoml.engine.samplers._gp import Posterior, default_theta, fit_theta, one_blas_thread, theta_bounds
 from nbautoml.engine.samplers.base import Observation, Params
 from nbautoml.engine.samplers.random import RandomSampler
 from nbautoml.space import Choice, Int, Real, Space
@@ -104,39 +98,30 @@ class _Axis:
 
 
 class _Encoder:
-    """Params ↔ rows in the unit cube, vectorised per dimension (see the module docstring)."""
+    """Params ↔ rows, one column per dimension, vectorised (see the module docstring)."""
 
     def __init__(self, space: Space) -> None:
         self.names = list(space)
         self.axes: list[_Axis] = []
-        start = 0
-        for dim in space.values():
+        for col, dim in enumerate(space.values()):
             if isinstance(dim, Choice):
-                k = len(dim.options)
-                width = 0 if k == 1 else 1 if k == 2 else k
-                axis = _Axis("choice", 0.0, 0.0, False, tuple(dim.options), slice(start, start + width))
+                axis = _Axis("choice", 0.0, 0.0, False, tuple(dim.options), slice(col, col + 1))
             else:
                 assert isinstance(dim, (Real, Int))
                 kind = "real" if isinstance(dim, Real) else "int"
-                axis = _Axis(kind, float(dim.low), float(dim.high), bool(dim.log), (), slice(start, start + 1))
+                axis = _Axis(kind, float(dim.low), float(dim.high), bool(dim.log), (), slice(col, col + 1))
             self.axes.append(axis)
-            start = axis.cols.stop
-        self.width = start
-        self.choice = np.zeros(start, bool)
-        for a in self.axes:
-            self.choice[a.cols] = a.kind == "choice"
+        self.width = len(self.axes)
+        self.choice = np.array([a.kind == "choice" for a in self.axes], bool)
 
     def values(self, X: np.ndarray) -> list[np.ndarray]:
         """Per dimension: floats (Real), ints (Int) or option indices (Choice) for each row of ``X``."""
         out: list[np.ndarray] = []
-        for a in self.axes:
-            block = X[:, a.cols]
+        for col, a in enumerate(self.axes):
             if a.kind == "choice":
-                k = len(a.options)
-                out.append(np.zeros(len(X), int) if k == 1 else (block[:, 0] >= 0.5).astype(int) if k == 2
-                           else np.argmax(block, axis=1))
+                out.append(np.clip(np.round(X[:, col]), 0, len(a.options) - 1).astype(int))
                 continue
-            raw = a.offset + np.clip(block[:, 0], 0.0, 1.0) * a.span
+            raw = a.offset + np.clip(X[:, col], 0.0, 1.0) * a.span
             raw = np.exp(raw) if a.log else raw
             out.append(np.clip(np.round(raw) if a.kind == "int" else raw, a.low, a.high))
         return out
@@ -144,19 +129,32 @@ class _Encoder:
     def encode_values(self, values: Sequence[np.ndarray]) -> np.ndarray:
         n = len(values[0]) if values else 0
         X = np.zeros((n, self.width))
-        for a, vals in zip(self.axes, values, strict=True):
-            if a.kind != "choice":
+        for col, (a, vals) in enumerate(zip(self.axes, values, strict=True)):
+            if a.kind == "choice":
+                X[:, col] = vals
+            else:
                 raw = np.log(np.asarray(vals, float)) if a.log else np.asarray(vals, float)
-                X[:, a.cols.start] = np.clip((raw - a.offset) / a.span, 0.0, 1.0)
-            elif len(a.options) == 2:
-                X[:, a.cols.start] = vals
-            elif len(a.options) > 2:
-                X[np.arange(n), a.cols.start + np.asarray(vals, int)] = 1.0
+                X[:, col] = np.clip((raw - a.offset) / a.span, 0.0, 1.0) if a.span > 0 else 0.0
         return X
 
     def snap(self, X: np.ndarray) -> np.ndarray:
-        """Rows moved onto the lattice the objective sees (Int rounded, Choice one-hot): the model sees it too."""
+        """Rows moved onto the lattice the objective sees (Int rounded, Choice an index): the model sees it too."""
         return self.encode_values(self.values(X))
+
+    def lattice(self) -> Lattice:
+        """Choices, and Ints of at most MAX_GRID values, searched value by value; the rest as numbers."""
+        numeric, grids = [], []
+        for col, a in enumerate(self.axes):
+            if a.kind == "choice":
+                if len(a.options) > 1:
+                    grids.append((col, np.arange(len(a.options), dtype=float)))
+            elif a.kind == "int" and a.high - a.low + 1 <= MAX_GRID:
+                ints = np.arange(int(a.low), int(a.high) + 1, dtype=float)
+                raw = np.log(ints) if a.log else ints
+                grids.append((col, (raw - a.offset) / a.span if a.span > 0 else np.zeros(1)))
+            else:
+                numeric.append(col)
+        return Lattice(np.array(numeric, int), tuple(grids))
 
     def encode(self, params: Sequence[Params]) -> np.ndarray:
         keys = [[json.dumps(o, sort_keys=True) for o in a.options] for a in self.axes]
@@ -193,17 +191,17 @@ class _Encoder:
         """Gaussian steps of ``sigma`` around each centre; each Choice re-drawn with probability 1/#dims."""
         X = np.repeat(centres, m_each, axis=0)
         fresh = self.random(rng, len(X))
-        for a in self.axes:
+        for col, a in enumerate(self.axes):
             if a.kind == "choice":
                 take = rng.random(len(X)) < max(1.0 / len(self.axes), 0.2)
-                X[take, a.cols] = fresh[take, a.cols]
+                X[take, col] = fresh[take, col]
             else:
-                step = sigma if a.kind == "real" else max(sigma, 0.6 / (a.high - a.low))
-                X[:, a.cols.start] += rng.normal(0.0, step, len(X))
+                step = sigma if a.kind == "real" else max(sigma, 0.6 / max(a.high - a.low, 1.0))
+                X[:, col] += rng.normal(0.0, step, len(X))
         return self.snap(X)
 
 
-_FitInputs = tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]
+_FitInputs = tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]
 
 
 def _key(row: np.ndarray) -> bytes:
@@ -235,18 +233,20 @@ class BayesSampler:
     """
 
     def __init__(self, space: Space, estimator: str = "gp", seed: int | None = None, n_initial_points: int = 10,
-                 *, n_candidates: int = 1000, xi: float = 0.01, refit_growth: float = 0.1,
-                 max_fit_points: int = 200, n_restarts: int = 1, n_estimators: int = 32,
+                 *, n_candidates: int = 1000, xi: float = 0.0, refit_every: int = 100, refit_growth: float = 0.1,
+                 max_fit_points: int = 200, n_restarts: int = 1, n_starts: int = 10, n_estimators: int = 32,
                  background: bool | None = None) -> None:
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
         self.name = self.estimator = estimator
         self.space, self.seed = space, seed
         self.n_initial_points, self.n_candidates = max(1, n_initial_points), max(10, n_candidates)
-        self.xi, self.refit_growth, self.max_fit_points = xi, refit_growth, max_fit_points
-        self.n_restarts, self.n_estimators = n_restarts, n_estimators
+        self.xi, self.refit_every, self.refit_growth = xi, refit_every, refit_growth
+        self.max_fit_points, self.n_restarts, self.n_starts = max_fit_points, n_restarts, n_starts
+        self.n_estimators = n_estimators
         self.background = seed is None if background is None else background
         self._enc = _Encoder(space)
+        self._lattice = self._enc.lattice()
         streams = np.random.SeedSequence(seed).spawn(3)
         self._rng, self._fit_rng = np.random.default_rng(streams[0]), np.random.default_rng(streams[1])
         self._random = RandomSampler(space, None if seed is None else int(streams[2].generate_state(1)[0]))
@@ -327,28 +327,25 @@ class BayesSampler:
         return None
 
     def _ask_gp(self, n: int, pending: np.ndarray, seen: set[bytes]) -> list[np.ndarray]:
+        """Kriging believer: each pending or chosen row joins the data at the best value, then EI again."""
         X, y = self._training()
         theta, refit = self._kernel(X, y)
-        post, best = Posterior(X, y, theta), float(y.min())
-        for row in pending:
-            post.add_row(row, best)
+        best = float(y.min()) - self.xi
         pool = self._pool(X, y)
-        mu, var, V = post.predict(pool)
-        # the rest never wins a later slot
-        keep = np.argsort(-expected_improvement(mu, var, best, self.xi), kind="stable")[:64]
-        fine = self._enc.perturb(self._rng, pool[keep[:5]], self.n_candidates // 40, 0.02)
-        mu2, var2, V2 = post.predict(fine)
-        pool, V = np.vstack([pool[keep], fine]), np.hstack([V[:, keep], V2])
-        mu, var = np.concatenate([mu[keep], mu2]), np.concatenate([var[keep], var2])
+        incumbent = X[np.argmin(y)][None, :]
+        data_X, data_y = np.vstack([X, pending]), np.concatenate([y, np.full(len(pending), float(y.min()))])
         rows: list[np.ndarray] = []
         for _ in range(n):
-            if rows:
-                mu, var, V = post.extend(pool, mu, var, V, len(post.fantasies) - 1)
-            i = self._choose(pool, expected_improvement(mu, var, best, self.xi), seen)
+            post = Posterior(data_X, data_y, theta, self._enc.choice)
+            score = log_ei(*post.predict(pool), best)
+            top = np.argsort(-score, kind="stable")[: self.n_starts]
+            found, found_score = local_search(post, np.vstack([pool[top], incumbent]), best, self._lattice,
+                                              self._enc.snap)
+            i = self._choose(cand := np.vstack([found, pool]), np.concatenate([found_score, score]), seen)
             if i is None:
                 break
-            rows.append(pool[i])
-            post.add(pool[i], V[:, i], float(mu[i]), float(var[i]), best)
+            rows.append(cand[i])
+            data_X, data_y = np.vstack([data_X, cand[i]]), np.append(data_y, float(y.min()))
         if refit is not None:
             self._launch(*refit)
         return rows
@@ -363,7 +360,7 @@ class BayesSampler:
             model = forest(n_estimators=self.n_estimators, min_samples_leaf=3,
                            random_state=int(self._rng.integers(2**31 - 1)))
             model.fit(X, y)
-            i = self._choose(pool, expected_improvement(*_forest_predict(model, pool), best, self.xi), seen)
+            i = self._choose(pool, log_ei(*_forest_predict(model, pool), best - self.xi), seen)
             if i is None:
                 break
             rows.append(pool[i])
@@ -377,7 +374,8 @@ class BayesSampler:
         if ready is not None:
             self._ready = None
             self._theta, self._theta_n = ready
-        due = self._theta is None or len(X) >= self._theta_n + max(1, math.ceil(self.refit_growth * self._theta_n))
+        growth = 1 if len(X) <= self.refit_every else max(1, math.ceil(self.refit_growth * self._theta_n))
+        due = self._theta is None or len(X) >= self._theta_n + growth
         if self._theta is not None and not due:
             return self._theta, None
         inputs = self._fit_inputs(X, y)
@@ -392,18 +390,19 @@ class BayesSampler:
         if len(X) > self.max_fit_points:
             keep = np.sort(self._fit_rng.choice(len(X), self.max_fit_points, replace=False))
             X, y = X[keep], (y[keep] - y[keep].mean()) / max(float(y[keep].std()), 1e-12)
-        bounds = theta_bounds(self._enc.choice)
+        bounds = theta_bounds(self._enc.width)
         starts = [] if self._theta is None else [self._theta]
         starts.append(default_theta(X.shape[1]))
         starts += [self._fit_rng.uniform(bounds[:, 0], bounds[:, 1]) for _ in range(self.n_restarts)]
-        return X, y, starts, bounds
+        return X, y, self._enc.choice, starts, bounds
 
-    def _launch(self, X: np.ndarray, y: np.ndarray, starts: list[np.ndarray], bounds: np.ndarray) -> None:
+    def _launch(self, X: np.ndarray, y: np.ndarray, choice: np.ndarray, starts: list[np.ndarray],
+                bounds: np.ndarray) -> None:
         size = len(self._rows)
 
         def work() -> None:
             with one_blas_thread():
-                self._ready = (fit_theta(X, y, starts, bounds), size)  # one assignment: the next ask picks it up
+                self._ready = (fit_theta(X, y, choice, starts, bounds), size)  # one assignment: the next ask picks it up
 
         self._job = threading.Thread(target=work, name="nbautoml-gp-refit", daemon=True)
         self._job.start()

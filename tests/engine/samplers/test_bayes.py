@@ -74,10 +74,11 @@ def test_odd_choice_options_round_trip_through_the_encoding():
     encoder = bayes._Encoder(space)
     points = [{"odd": o, "flag": f, "only": "x"} for o in ODD for f in (True, False)]
     assert encoder.decode(encoder.encode(points)) == points
-    assert encoder.width == len(ODD) + 1  # one-hot, one 0/1 column for two options, none for one
+    assert encoder.width == 3 and list(encoder.choice) == [True] * 3  # one column per dimension: the index
+    assert list(encoder.encode(points[:2])[:, 0]) == [0.0, 0.0] and encoder.encode(points[2:3])[0, 0] == 1.0
 
 
-def test_encoding_matches_skopts_transforms():
+def test_numeric_encoding_matches_skopts_transforms():
     from skopt.space import Space as SkSpace
     from skopt.utils import normalize_dimensions
 
@@ -87,7 +88,16 @@ def test_encoding_matches_skopts_transforms():
     ours = bayes._Encoder(space).encode(points)
     sk_space = SkSpace(normalize_dimensions(to_skopt_dimensions(space)))
     rows = [[p["a"], p["b"], p["c"], d.index(p["d"]), e.index(p["e"])] for p in points]
-    assert np.allclose(ours, sk_space.transform(rows))
+    assert np.allclose(ours[:, :3], sk_space.transform(rows)[:, :3])  # skopt one-hot encodes the Choices
+    assert np.array_equal(ours[:, 3:], np.array(rows, float)[:, 3:])  # ours: the option index (Hamming kernel)
+
+
+def test_the_lattice_searches_choices_and_small_ints_by_value():
+    space = Space(a=Real(0.0, 1.0), b=Int(0, 3), c=Int(0, 1000), d=Choice(["p", "q", "r"]), e=Choice(["x"]))
+    lattice = bayes._Encoder(space).lattice()
+    assert list(lattice.numeric) == [0, 2]  # a Real, and an Int too wide to search value by value
+    grids = dict(lattice.grids)
+    assert sorted(grids) == [1, 3] and np.allclose(grids[1], [0, 1 / 3, 2 / 3, 1]) and list(grids[3]) == [0, 1, 2]
 
 
 def test_log_dimension_is_explored_log_uniformly_at_first():
@@ -172,9 +182,15 @@ def test_tells_do_not_fit_and_hyperparameters_are_refitted_as_the_history_grows(
         return real(X, *rest)
 
     monkeypatch.setattr(bayes, "fit_theta", counting)
-    sampler = BayesSampler(SPACE, seed=0, max_fit_points=60)
-    sampler.tell_many([(p, bowl(p)) for p in RandomSampler(SPACE, seed=0).ask(50)])
+    sampler = BayesSampler(SPACE, seed=0, max_fit_points=60, refit_every=20)
+    sampler.tell_many([(p, bowl(p)) for p in RandomSampler(SPACE, seed=0).ask(12)])
     assert fits == []
+    run(sampler, budget=3)
+    sampler.ask(1)
+    sampler.ask(1)
+    assert fits == [12, 13, 14, 15]  # up to refit_every points: a fit at every ask after a tell, none without one
+    sampler.tell_many([(p, bowl(p)) for p in RandomSampler(SPACE, seed=2).ask(35)])
+    fits.clear()
     run(sampler, budget=6)  # asks at 50..55 points: a fit at 50, the next when the history grew by 10 %
     assert fits == [50, 55]
     sampler.tell_many([(p, bowl(p)) for p in RandomSampler(SPACE, seed=1).ask(50)])
@@ -183,7 +199,7 @@ def test_tells_do_not_fit_and_hyperparameters_are_refitted_as_the_history_grows(
 
 
 def test_background_refit_is_used_by_a_later_ask():
-    sampler = BayesSampler(SPACE, seed=0, background=True)
+    sampler = BayesSampler(SPACE, seed=0, background=True, refit_every=0)
     sampler.tell_many([(p, bowl(p)) for p in RandomSampler(SPACE, seed=0).ask(30)])
     sampler.ask(1)  # the first fit is synchronous
     first = sampler._theta
