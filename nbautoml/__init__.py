@@ -69,14 +69,20 @@ def __getattr__(name: str) -> Any:
 
 
 def load_study(name_or_path: str | os.PathLike[str], **options: Any) -> Study:
-    """Open an existing study by name (``.nbautoml/<name>.jsonl`` here) or by its journal's path."""
-    from nbautoml.engine.storage import STATE_DIR, default_journal_path
+    """Open an existing study by name (``.nbautoml/<name>.jsonl`` here) or by its journal's path.
+
+    A ``Path`` (any ``os.PathLike``) or a string ending in ``.jsonl`` is a path; any other string is a name,
+    slashes included (``"team/exp1"`` is the study of that name, never a folder).
+    """
+    from nbautoml.engine.storage import STATE_DIR, default_journal_path, study_name_of
     from nbautoml.engine.storage.journal import JournalStorage
 
-    text = os.fspath(name_or_path)
-    path = Path(text) if text.endswith(".jsonl") or os.sep in text else default_journal_path(text)
+    if isinstance(name_or_path, str) and not name_or_path.endswith(".jsonl"):
+        path = default_journal_path(name_or_path)
+    else:
+        path = Path(os.fspath(name_or_path))
     if not path.exists():
-        here = sorted(p.stem for p in Path(STATE_DIR).glob("*.jsonl"))
+        here = sorted(study_name_of(p) for p in Path(STATE_DIR).glob("*.jsonl"))
         known = ", ".join(here) if here else "none"
         raise FileNotFoundError(f"no study journal at {path} (studies in ./{STATE_DIR}: {known})")
     records = JournalStorage(path).read()

@@ -294,16 +294,16 @@ def _fit(args: argparse.Namespace) -> int:
 def saved_studies(skip: Sequence[str] = ()) -> list[str]:
     """One line per journal in ./.nbautoml (except the names in ``skip``)."""
     from nbautoml import load_study
-    from nbautoml.engine.storage import STATE_DIR
+    from nbautoml.engine.storage import STATE_DIR, study_name_of
 
     lines = []
     for journal in sorted(Path(STATE_DIR).glob("*.jsonl")):
-        if journal.stem in skip:
+        if study_name_of(journal) in skip:
             continue
         try:
             study = load_study(journal)
         except (ValueError, OSError) as error:
-            lines.append(f"{journal.stem}: unreadable ({error})")
+            lines.append(f"{study_name_of(journal)}: unreadable ({error})")
             continue
         best = "" if study.best_value is None else f" best {study.metric}={study.best_value:.6g}"
         lines.append(f"{study.name}: {study.n_finished} finished{best} ({study.mode}) · "

@@ -36,6 +36,19 @@ def _is_integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+INT_LIMIT = 2**53
+"""Int bounds lie within ±2**53: every integer there is exactly a float, which the samplers' models and
+``numpy``'s generators need (``Int(0, 10**30)`` would fail inside a sampler, far from the line that wrote it)."""
+
+
+def _finite_float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 class Dimension:
     """Base of the three kinds. Subclasses keep their raw arguments until :meth:`validate`."""
 
@@ -100,12 +113,15 @@ class _Bounded(Dimension):
         for label, bound in (("low", self.low), ("high", self.high)):
             if not _is_number(bound):
                 found.append(f"{name} {label} must be a number, got {bound!r}")
-            elif not math.isfinite(float(bound)):
-                found.append(f"{name} {label} must be finite, got {bound!r}")
+            elif _finite_float(bound) is None:
+                found.append(f"{name} {label} must be finite, got {_short(bound)}")
         if found:
             return found
         if float(self.low) >= float(self.high):
             found.append(f"{name} low ({self.low!r}) must be less than high ({self.high!r})")
+        elif not math.isfinite(float(self.high) - float(self.low)):
+            found.append(f"{name} span high - low overflows a float ({self.low!r} .. {self.high!r}): "
+                         f"sampling it would give inf")
         if not isinstance(self.log, bool):
             found.append(f"{name} log must be True or False, got {self.log!r}")
         elif self.log and float(self.low) <= 0:
@@ -153,6 +169,8 @@ class Int(_Bounded):
         for label, bound in (("low", self.low), ("high", self.high)):
             if _is_number(bound) and not _is_integer(bound):
                 found.append(f"Int {label} must be an integer, got {bound!r} (use Real for floats)")
+            elif _is_integer(bound) and abs(int(bound)) > INT_LIMIT:
+                found.append(f"Int {label} must lie within ±2**53, got {_short(bound)}")
         return found
 
     def contains(self, value: object) -> bool:
@@ -178,6 +196,13 @@ class Int(_Bounded):
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "int", "low": int(self.low), "high": int(self.high), "log": bool(self.log)}
+
+
+def _short(value: object) -> str:
+    """A bound for a message: a huge integer by its size, not its 400 digits."""
+    if _is_integer(value) and int(value).bit_length() > 128:  # type: ignore[call-overload]
+        return f"an integer of {int(value).bit_length()} bits"  # type: ignore[call-overload]
+    return repr(value)
 
 
 def _canonical(value: object) -> str:

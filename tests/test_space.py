@@ -27,7 +27,19 @@ INVALID = [
     (lambda: Space(lr=0.1), "parameter 'lr': expected Real, Int or Choice, got float 0.1"),
     (lambda: Space({"bad name": Real(0, 1)}), "parameter name 'bad name' must be an identifier"),
     (lambda: Space({"x": Real(0, 1)}, x=Real(0, 2)), "parameter 'x' is given twice"),
+    # limits that float arithmetic can sample (these were accepted and failed later inside a sampler)
+    (lambda: Space(w=Real(-1e308, 1e308)), "parameter 'w': Real span high - low overflows a float"),
+    (lambda: Space(w=Real(0, 10**400)), "parameter 'w': Real high must be finite, got an integer of 1329 bits"),
+    (lambda: Space(n=Int(0, 10**30)), "parameter 'n': Int high must lie within ±2**53, got 1" + "0" * 30),
+    (lambda: Space(n=Int(-(2**53) - 1, 0)), "parameter 'n': Int low must lie within ±2**53"),
+    (lambda: Space(w=Real(-1.0, 1.0, log=True)), "parameter 'w': Real with log=True needs low > 0"),
 ]
+
+
+def test_the_widest_allowed_bounds_sample_inside():
+    space = Space(w=Real(-1e307, 1e307), n=Int(-(2**53), 2**53), g=Real(1e-300, 1e300, log=True))
+    for point in space.sample(0, n=50):
+        assert space.contains(point) and all(math.isfinite(float(v)) for v in point.values())
 
 
 @pytest.mark.parametrize(("build", "message"), INVALID)

@@ -3,7 +3,7 @@
 Accepted: ``int`` and ``float``, and any object with a no-argument ``item()`` that returns one (numpy scalars,
 one-element arrays and tensors). Refused, with the reason: ``bool`` (``True`` is a flag, not a score: a
 ``return acc > 0.9`` is a bug to show, not a value of 1.0), strings and bytes, objects of more or fewer than one
-element, and whatever else. Finiteness is the caller's rule: a NaN report is kept (the scheduler prunes a
+element, integers beyond float range (``10**400``), and whatever else. Finiteness is the caller's rule: a NaN report is kept (the scheduler prunes a
 diverged trial on it), a NaN trial value fails the trial.
 """
 
@@ -19,7 +19,10 @@ def to_number(value: Any) -> tuple[float | None, str | None]:
     if isinstance(value, bool):
         return None, f"bool {value!r}"
     if isinstance(value, (int, float)):
-        return float(value), None
+        try:
+            return float(value), None
+        except OverflowError:  # an int past ~1.8e308 (10**400)
+            return None, f"an integer of {int(value).bit_length()} bits is beyond float range"
     if isinstance(value, (str, bytes)):
         return None, f"{type(value).__name__} {value!r:.60}"
     numel = getattr(value, "numel", None) or getattr(value, "size", None)

@@ -31,6 +31,11 @@ task a worker runs is in :mod:`nbautoml.engine.runners.dask_worker`. Why it look
 - **Placement**: the embedded cluster has one single-threaded worker process per core, or one per GPU (each
   with its own ``CUDA_VISIBLE_DEVICES`` and a ``GPU`` resource, so one trial per GPU), at most ``parallel``;
   it listens on 127.0.0.1 only, without dashboards.
+- **Security**: loopback alone lets any local process (another user's too) connect and run code on the workers,
+  so the embedded cluster speaks TLS with mutual authentication and credentials made for this cluster alone
+  (``distributed.security.Security.temporary()``: a fresh CA and key held in memory and handed to the workers it
+  spawns; this needs the ``cryptography`` package, in the ``dask`` extra). A client without that key is refused
+  at the handshake. A cluster the user gives (a Client or an address) keeps the security the user set up.
 """
 
 from __future__ import annotations
@@ -114,30 +119,47 @@ def start_local_cluster(parallel: int, devices: list[str] | None = None) -> Any:
         return _start(parallel, devices)
 
 
+def cluster_security() -> Any:
+    """Fresh TLS credentials for one embedded cluster (mutual TLS; see the module docstring)."""
+    from distributed.security import Security
+
+    try:
+        return Security.temporary()
+    except ImportError as error:  # Security.temporary() imports cryptography
+        raise ImportError(
+            "the embedded Dask cluster authenticates its clients with TLS, which needs the 'cryptography' "
+            "package: pip install 'nbautoml[dask]' (or pip install cryptography)"
+        ) from error
+
+
 def _start(parallel: int, devices: list[str]) -> Any:
+    security = cluster_security()
     if not devices:
         from distributed import LocalCluster
 
         return LocalCluster(
             n_workers=max(1, min(parallel, _cores())), threads_per_worker=1, processes=True, host=LOOPBACK,
-            dashboard_address=None, scheduler_kwargs={"allowed_failures": 0, "dashboard_address": _HTTP},
+            protocol="tls://", security=security, dashboard_address=None,
+            scheduler_kwargs={"allowed_failures": 0, "dashboard_address": _HTTP},
         )
     from distributed import Nanny, Scheduler, SpecCluster
 
     scheduler = {
         "cls": Scheduler,
-        "options": {"host": LOOPBACK, "protocol": "tcp://", "dashboard": False, "dashboard_address": _HTTP,
-                    "allowed_failures": 0},
+        "options": {"host": LOOPBACK, "protocol": "tls://", "security": security, "dashboard": False,
+                    "dashboard_address": _HTTP, "allowed_failures": 0},
     }
-    workers = {f"gpu-{device}": {"cls": Nanny, "options": gpu_worker_options(device)} for device in devices[:parallel]}
-    return SpecCluster(scheduler=scheduler, workers=workers, silence_logs=logging.WARN)
+    workers = {f"gpu-{device}": {"cls": Nanny, "options": gpu_worker_options(device, security)}
+               for device in devices[:parallel]}
+    return SpecCluster(scheduler=scheduler, workers=workers, security=security, silence_logs=logging.WARN)
 
 
-def gpu_worker_options(device: str) -> dict[str, Any]:
+def gpu_worker_options(device: str, security: Any = None) -> dict[str, Any]:
     """One worker per GPU: it sees only its device and holds one ``GPU`` resource (one trial at a time)."""
     return {
-        "host": LOOPBACK, "protocol": "tcp://", "nthreads": 1, "dashboard": False, "dashboard_address": None,
-        "resources": {"GPU": 1}, "env": {"CUDA_VISIBLE_DEVICES": device}, "silence_logs": logging.WARN,
+        "host": LOOPBACK, "protocol": "tls://" if security is not None else "tcp://", "security": security,
+        "nthreads": 1, "dashboard": False, "dashboard_address": None, "resources": {"GPU": 1},
+        "env": {"CUDA_VISIBLE_DEVICES": device}, "silence_logs": logging.WARN,
     }
 
 

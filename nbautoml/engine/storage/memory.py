@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
-from nbautoml.engine.storage.base import Owner, Record
+from nbautoml.engine.storage.base import Make, Owner, Record, Tail
 
 __all__ = ["MemoryStorage"]
 
@@ -24,7 +24,7 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._records: list[Record] = []
         self._lock = threading.Lock()
-        self._next_number = 0
+        self._tail = Tail()
         self._tmp: Path | None = None
         self._finalizer: weakref.finalize | None = None
 
@@ -35,13 +35,20 @@ class MemoryStorage:
     def append(self, record: Record) -> None:
         with self._lock:
             self._records.append(copy.deepcopy(record))
+            self._tail.update([record])
+
+    def append_next(self, make: Make) -> tuple[Record | None, list[Record]]:
+        with self._lock:
+            record = make(self._tail)
+            if record is not None:
+                self._records.append(copy.deepcopy(record))
+                self._tail.update([record])
+            return record, []
 
     def append_trial(self, make: Callable[[int], Record]) -> Record:
-        with self._lock:
-            record = make(self._next_number)
-            self._next_number += 1
-            self._records.append(copy.deepcopy(record))
-            return record
+        record, _ = self.append_next(lambda tail: make(tail.next_trial))
+        assert record is not None
+        return record
 
     def read_new(self) -> list[Record]:
         return []  # one writer only: this process's study
@@ -50,7 +57,7 @@ class MemoryStorage:
         with self._lock:
             had = bool(self._records)
             self._records.clear()
-            self._next_number = 0
+            self._tail = Tail()
         return "discarded" if had else None
 
     def checkpoint_root(self, name: str) -> Path:

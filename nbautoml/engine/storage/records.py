@@ -2,12 +2,15 @@
 
 Record types (each a JSON object with ``"v"`` = :data:`FORMAT_VERSION`, ``"type"`` and ``"time"``):
 
-- ``study``: name, metric, mode, sampler, seed, scheduler (its JSON settings): written once, first.
+- ``study``: name, metric, mode, sampler, seed, scheduler (its JSON settings): written once, first (a second one,
+  from a writer that lost a race to create the study with an older nbautoml, is ignored).
 - ``settings``: the study was reopened with another sampler / seed / scheduler (allowed, recorded).
-- ``space``: version (0, 1, ...), the space as JSON, and the diff from the previous version.
+- ``space``: version (0, 1, ...), the space as JSON, and the diff from the previous version. Versions are
+  their order in the journal; a stored number out of order (two writers of nbautoml before format 2 that
+  numbered from their own memory) is read as its place in the file, so such journals open again.
 - ``run``: an ``optimize`` began (budget, timeout, owner).
 - ``trial``: a trial started: number, params, space_version, resumed_from, resume_step, owner.
-- ``report``: number, step, metrics.
+- ``report``: number, step, metrics (non-finite values as "nan" / "inf" / "-inf"; format 1 wrote null).
 - ``finish``: number, state, value, reason, metrics.
 - ``stop``: the user asked to stop (source).
 """
@@ -25,7 +28,7 @@ from nbautoml.space import Space
 
 __all__ = ["FORMAT_VERSION", "JournalError", "Replayed", "make_record", "replay"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each journal line carries a CRC32 (storage/lines.py); non-finite floats as strings
 
 
 class JournalError(ValueError):
@@ -69,14 +72,14 @@ def _apply(state: Replayed, record: Record) -> None:
         raise JournalError(f"record format version {version!r} is newer than this nbautoml reads ({FORMAT_VERSION})")
     kind = record["type"]
     if kind == "study":
+        if state.meta is not None:
+            return  # a writer that lost the race to create the study (see the module docstring)
         state.meta = {k: record.get(k) for k in ("name", "metric", "mode", "sampler", "seed", "scheduler")}
         state.settings = {k: record.get(k) for k in ("sampler", "seed", "scheduler")}
     elif kind == "settings":
         state.settings.update({k: v for k, v in record.items() if k in ("sampler", "seed", "scheduler")})
     elif kind == "space":
-        expected = len(state.spaces)
-        if record["version"] != expected:
-            raise ValueError(f"space version {record['version']} out of order (expected {expected})")
+        int(record["version"])  # present and a number; its place in the file is the version (module docstring)
         state.spaces.append(Space.from_json(record["space"]))
     elif kind == "trial":
         _start_trial(state, record)

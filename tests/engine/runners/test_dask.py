@@ -151,10 +151,10 @@ def test_embedded_cluster_runs_ten_trials_with_learning_curves_in_order():
 
 def test_cluster_listens_on_loopback_only(client):
     info = client.scheduler_info(n_workers=-1)
-    assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+    assert client.scheduler.address.startswith("tls://127.0.0.1:")  # TLS: see the authentication tests
     assert len(info["workers"]) == 2
     for address, worker in info["workers"].items():
-        assert address.startswith("tcp://127.0.0.1:") and worker["nanny"].startswith("tcp://127.0.0.1:")
+        assert address.startswith("tls://127.0.0.1:") and worker["nanny"].startswith("tls://127.0.0.1:")
     listening = listening_addresses()
     assert len(listening) >= 5 and set(listening) <= LOOPBACK, listening  # scheduler, 2 nannies, 2 workers
 
@@ -290,3 +290,54 @@ def test_one_trial_per_gpu_worker_each_seeing_its_own_device():
         study = study_of("gpus", storage=":memory:")
         study.optimize(device_objective, trials=6, parallel=2, runner=client, show=False)
     assert study.n_finished == 6 and {t.metrics["device"] for t in study.trials} == {0.0, 1.0}
+
+
+# ---- authentication (the embedded cluster speaks mutual TLS with credentials of its own) -----------------
+INTRUDER = """
+import sys, distributed
+address = sys.argv[1]
+try:
+    with distributed.Client(address, timeout=5, set_as_default=False) as client:
+        print("RAN", client.submit(sum, [1, 2]).result(timeout=10))
+except Exception as error:
+    print("REFUSED", type(error).__name__)
+"""
+
+
+def intruder(address: str) -> str:
+    """A separate process (an unrelated local user) trying to run a task on the cluster at ``address``."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", INTRUDER, address], capture_output=True, text=True, timeout=120)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_embedded_cluster_refuses_a_client_without_its_credentials():
+    seen: dict[str, str] = {}
+
+    def objective(trial):
+        return trial.params["x"] ** 2
+
+    with start_local_cluster(1, devices=[]) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:"), address
+        port = address.rsplit(":", 1)[1]
+        seen["tcp"] = intruder(f"tcp://127.0.0.1:{port}")  # plain TCP to the same port
+        seen["tls"] = intruder(address)  # TLS, but without the cluster's key and CA
+        with distributed.Client(cluster, set_as_default=False) as client:  # the owner's client is let in
+            study = study_of("tls", storage=":memory:")
+            study.optimize(objective, trials=2, runner=client, show=False)
+    assert seen["tcp"].startswith("REFUSED") and seen["tls"].startswith("REFUSED"), seen
+    assert study.n_finished == 2
+
+
+def test_a_users_own_cluster_keeps_its_own_security():
+    """runner=Client(...) on a plain-TCP cluster the user started: nbautoml adds no TLS and runs there."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        assert cluster.scheduler_address.startswith("tcp://")
+        study = study_of("own", storage=":memory:")
+        study.optimize(curve, trials=2, runner=c, show=False)
+        assert study.n_finished == 2 and c.scheduler.address.startswith("tcp://")

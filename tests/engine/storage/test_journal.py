@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 import nbautoml as na
 from nbautoml.engine.storage.journal import JournalStorage
+from nbautoml.engine.storage.lines import decode_line
 from nbautoml.engine.storage.records import JournalError, make_record
 from nbautoml.engine.trial import TrialState
 
@@ -26,7 +28,7 @@ def worker(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [decode_line(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
 def wait_for(predicate, timeout=60.0, every=0.02):
@@ -93,13 +95,9 @@ def build_journal(path: Path) -> bytes:
 def whole_records_before(data: bytes, offset: int) -> list[dict]:
     kept = data[:offset]
     lines = kept.split(b"\n")
-    out = [json.loads(line) for line in lines[:-1] if line.strip()]
-    try:  # a last line that lacks only its newline is whole
-        tail = json.loads(lines[-1])
-        if isinstance(tail, dict):
-            out.append(tail)
-    except ValueError:
-        pass
+    out = [decode_line(line) for line in lines[:-1] if line.strip()]
+    with contextlib.suppress(ValueError):  # a last line that lacks only its newline is whole
+        out.append(decode_line(lines[-1]))
     return out
 
 
@@ -140,7 +138,7 @@ def test_a_bad_line_in_the_middle_is_an_error_naming_it_and_the_file_is_untouche
     lines[3] = b'{"v":1,"type":"report", garbage\n'
     broken = b"".join(lines)
     path.write_bytes(broken)
-    with pytest.raises(JournalError, match="line 4 is not a valid record"):
+    with pytest.raises(JournalError, match=r"line 4 is not a valid record \(not JSON"):
         na.Study("torn", storage=path)
     assert path.read_bytes() == broken
     assert not list(tmp_path.glob("mid.jsonl.corrupt-*"))
