@@ -198,7 +198,7 @@ def test_a_killed_worker_interrupts_its_trial_and_it_is_rerun(client):
     assert study.wait(90) and study.state is StudyState.FINISHED, study.message
     old = next(t for t in study.trials if t.number == victim)
     assert old.state is TrialState.INTERRUPTED
-    assert "Dask worker died (tcp://127.0.0.1:" in old.reason and f"pid {pid}" in old.reason
+    assert "Dask worker died (tls://127.0.0.1:" in old.reason and f"pid {pid}" in old.reason
     assert "retry" not in old.reason  # allowed_failures=0: dask did not try again
     [rerun] = [t for t in study.trials if t.resumed_from == victim]
     assert rerun.params == old.params and rerun.state is TrialState.COMPLETE
