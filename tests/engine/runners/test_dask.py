@@ -251,9 +251,21 @@ def test_errors_become_failed_trials_and_the_objective_is_scattered_once(client)
             assert trial.state is TrialState.COMPLETE and trial.value == trial.params["x"]
 
 
-def test_an_address_uses_an_existing_cluster_and_its_retry_of_a_dead_workers_task_runs_nothing(client, monkeypatch):
+@pytest.fixture(scope="module")
+def user_client():
+    """A cluster the user started: plain TCP on loopback, dask's defaults (a dead worker's task is re-run)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
+def test_an_address_uses_an_existing_cluster_and_its_retry_of_a_dead_workers_task_runs_nothing(user_client):
     """A cluster left at dask's default re-runs a task whose worker died: that re-attempt must not run the trial."""
-    monkeypatch.setattr(client.cluster.scheduler, "allowed_failures", 3)
+    client = user_client
+    assert client.cluster.scheduler.allowed_failures > 0
     study = study_of("address")
     second_step = reported(study, lambda e: e.step >= 1)
     study.optimize(long_curve, trials=4, parallel=2, runner=client.scheduler.address, background=True, show=False)
@@ -331,13 +343,9 @@ def test_the_embedded_cluster_refuses_a_client_without_its_credentials():
     assert study.n_finished == 2
 
 
-def test_a_users_own_cluster_keeps_its_own_security():
+def test_a_users_own_cluster_keeps_its_own_security(user_client):
     """runner=Client(...) on a plain-TCP cluster the user started: nbautoml adds no TLS and runs there."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, distributed.Client(cluster, set_as_default=False) as c:
-        assert cluster.scheduler_address.startswith("tcp://")
-        study = study_of("own", storage=":memory:")
-        study.optimize(curve, trials=2, runner=c, show=False)
-        assert study.n_finished == 2 and c.scheduler.address.startswith("tcp://")
+    assert user_client.scheduler.address.startswith("tcp://")
+    study = study_of("own", storage=":memory:")
+    study.optimize(curve, trials=2, runner=user_client, show=False)
+    assert study.n_finished == 2 and user_client.scheduler.address.startswith("tcp://")
