@@ -68,7 +68,7 @@ def test_make_scheduler():
     assert isinstance(make_scheduler("MEDIAN"), MedianStopping)
     again = make_scheduler(ASHA(min_steps=2, reduction_factor=4).to_json())
     assert isinstance(again, ASHA) and again.min_steps == 2 and again.reduction_factor == 4
-    with pytest.raises(ValueError, match="unknown scheduler 'hyperband'"):
-        make_scheduler("hyperband")
+    with pytest.raises(ValueError, match="unknown scheduler 'bohb'"):
+        make_scheduler("bohb")
     with pytest.raises(ValueError, match="reduction_factor"):
         ASHA(reduction_factor=1)
