@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbautoml.engine.registry import register_sampler, register_scheduler
 from nbautoml.engine.schedulers import ASHA, MedianStopping
 from nbautoml.engine.study import Study, StudyState, get_frontend, set_frontend
 from nbautoml.engine.trial import Trial, TrialState, current_trial
@@ -42,6 +43,8 @@ __all__ = [
     "load_ipython_extension",
     "load_model",
     "load_study",
+    "register_sampler",
+    "register_scheduler",
     "torch",
     "unload_ipython_extension",
 ]

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbautoml.engine.samplers.base import Sampler
-from nbautoml.engine.schedulers import ASHA, MedianStopping, Scheduler
+from nbautoml.engine.schedulers import ASHA, Hyperband, MedianStopping, Scheduler
 from nbautoml.space import Space
 
 __all__ = ["SamplerFactory", "SchedulerFactory", "journal_name", "make_sampler", "make_scheduler",
@@ -156,3 +156,4 @@ register_sampler("random", _random)
 register_sampler("grid", _grid)
 register_scheduler("asha", ASHA)
 register_scheduler("median", MedianStopping)
+register_scheduler("hyperband", Hyperband)

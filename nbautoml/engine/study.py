@@ -23,6 +23,7 @@ from nbautoml.engine.registry import journal_name, make_scheduler
 from nbautoml.engine.runners import start
 from nbautoml.engine.samplers.base import Sampler
 from nbautoml.engine.schedulers import Scheduler
+from nbautoml.engine.schedulers.replay import Replay, fresh, replay_trials
 from nbautoml.engine.storage import open_storage
 from nbautoml.engine.storage.base import Storage
 from nbautoml.engine.storage.records import make_record, replay
@@ -175,6 +176,11 @@ class Study(TrialBook):
             log.info("study %r: %s", self.name, self.message)
         self.events.emit(SpaceChanged(self.name, version=version, diff=diff.to_json()))
         return diff
+
+    def replay_scheduler(self, scheduler: str | Scheduler | Mapping[str, Any]) -> Replay:
+        """Which trials ``scheduler`` would have pruned on this study's recorded curves, and the epochs saved
+        (:mod:`nbautoml.engine.schedulers.replay`; pass a name, a JSON spec or a new instance)."""
+        return replay_trials(fresh(scheduler), self.trials, self.metric, self.mode)
 
     # ---- views -----------------------------------------------------------------------------------------
     @property

@@ -78,6 +78,7 @@ class Trial:
         metric: str = "value",
         mode: str = "min",
         host: TrialHost | None = None,
+        seed: int | None = None,
     ) -> None:
         self.number = number
         self.params: dict[str, Any] = dict(params)
@@ -99,6 +100,9 @@ class Trial:
         self.pruned = False
         self.stop_seen = False
         self.host = host
+        self.seed = seed  # derived from the study's seed and the trial (nbautoml.engine.seeding); None: unseeded
+        self.max_steps: int | None = None  # how many steps the objective runs, when it says (set_max_steps)
+        self.prune_reason: str | None = None  # the scheduler's explanation, set when it prunes
         self._warned: set[str] = set()
 
     # ---- the objective's side -------------------------------------------------------------------------
@@ -125,6 +129,20 @@ class Trial:
                 self.host.on_report(self, step, clean)
             except Exception:
                 log.exception("trial %d: recording report for step %d failed", self.number, step)
+
+    def set_max_steps(self, max_steps: int) -> None:
+        """Say how many steps this trial runs (``nbautoml.torch.train`` says its ``epochs``): schedulers whose
+        rungs are fractions of a trial's length learn it from here. Never raises."""
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            log.warning("trial %d: max_steps %r is not a positive integer; ignored", self.number, max_steps)
+            return
+        self.max_steps = max_steps
+        learn = getattr(self.host, "on_max_steps", None)
+        if callable(learn):
+            try:
+                learn(self, max_steps)
+            except Exception:
+                log.exception("trial %d: telling the scheduler max_steps=%d failed", self.number, max_steps)
 
     def should_stop(self) -> bool:
         """True when the scheduler pruned this trial or the user stopped the study: end the trial soon."""

@@ -34,6 +34,9 @@ from nbautoml.engine import direction
 from nbautoml.engine.registry import make_sampler, sampler_names
 from nbautoml.engine.samplers.base import Sampler
 from nbautoml.engine.schedulers import Scheduler
+from nbautoml.engine.schedulers.base import explain, set_max_steps
+from nbautoml.engine.schedulers.feedback import PrunedValues
+from nbautoml.engine.seeding import trial_seed
 from nbautoml.engine.storage.base import PROCESS_TOKEN, Storage, owner
 from nbautoml.engine.storage.records import Replayed, make_record, replay, rerun_candidates
 from nbautoml.engine.trial import Trial, TrialState
@@ -193,17 +196,25 @@ class TrialBook:
                     )
                 else:
                     sampler = make_sampler(self.sampler_name, space, seed=self.seed, **self._sampler_options)
-                observations = [(space.project(t.params) or {}, self._loss(t)) for t in self.history_in_space()]
+                pruned = self._pruned_values()
+                observations = [(space.project(t.params) or {}, self._loss(t, pruned))
+                                for t in self.history_in_space()]
                 if observations:
                     sampler.tell_many(observations)
                 self._sampler = sampler
             return self._sampler
 
-    def _loss(self, trial: Trial) -> float | None:
-        """What the sampler minimises for a finished trial (None for failed: see each sampler's policy)."""
+    def _loss(self, trial: Trial, pruned: PrunedValues | None = None) -> float | None:
+        """What the sampler minimises for a finished trial (None for failed: see each sampler's policy); a
+        pruned trial's is an estimate of its final value (:mod:`nbautoml.engine.schedulers.feedback`)."""
         if trial.state is TrialState.FAILED or trial.value is None or not math.isfinite(trial.value):
             return None
+        if trial.state is TrialState.PRUNED:
+            return (pruned or self._pruned_values()).loss(trial)
         return direction.loss(trial.value, self.mode)
+
+    def _pruned_values(self) -> PrunedValues:
+        return PrunedValues(self.trials, self.metric, direction.sign(self.mode))
 
     def _tell(self, trial: Trial) -> None:
         """Tell the sampler a finished trial (a sampler rebuilt later reads it from the history instead)."""
@@ -292,9 +303,18 @@ class TrialBook:
         if self.scheduler is not None and self.metric in metrics and not trial.pruned:
             with self._lock:
                 prune = self.scheduler.on_report(trial.number, step, direction.loss(metrics[self.metric], self.mode))
+                decision = explain(self.scheduler, trial.number) if prune else None
             if prune:
+                sign = direction.sign(self.mode)
+                trial.prune_reason = decision.text(sign, self.metric) if decision is not None else None
                 trial.pruned = True
         self.events.emit(TrialReported(self.name, number=trial.number, step=step, metrics=dict(metrics)))
+
+    def on_max_steps(self, trial: Trial, max_steps: int) -> None:
+        """The objective said how long its trials run: the scheduler places its rungs from it."""
+        if self.scheduler is not None:
+            with self._lock:
+                set_max_steps(self.scheduler, max_steps)
 
     def stop_requested(self, trial: Trial) -> bool:
         return self._stop.is_set()
@@ -306,7 +326,7 @@ class TrialBook:
         self.events.emit(
             TrialFinished(
                 self.name, number=trial.number, state=outcome.state.value, value=outcome.value,
-                reason=outcome.reason, params=dict(trial.params), duration=trial.duration or 0.0,
+                reason=trial.reason, params=dict(trial.params), duration=trial.duration or 0.0,
             )
         )
 
@@ -343,6 +363,8 @@ class TrialBook:
     def _adopt(self, trial: Trial) -> None:
         trial.study_name, trial.metric, trial.mode, trial.host = self.name, self.metric, self.mode, self
         trial.checkpoint_dir = self.checkpoint_root / f"trial-{trial.number}"
+        continued = self._trials.get(trial.resumed_from) if trial.resumed_from is not None else None
+        trial.seed = continued.seed if continued is not None else trial_seed(self.seed, trial.number)
 
     def _interrupt_dead_owners(self) -> None:
         for number, who in list(self._replayed.owners.items()):
@@ -368,14 +390,17 @@ class TrialBook:
                                              direction.loss(report.metrics[self.metric], self.mode))
 
     def _record_finish(self, trial: Trial, outcome: Outcome) -> None:
+        reason = outcome.reason
+        if outcome.state is TrialState.PRUNED and trial.prune_reason:
+            reason = f"pruned: {trial.prune_reason}"
         with self._lock:
             self.storage.append(
                 make_record(
                     "finish", number=trial.number, state=outcome.state.value, value=outcome.value,
-                    reason=outcome.reason, metrics=outcome.metrics,
+                    reason=reason, metrics=outcome.metrics,
                 )
             )
-            trial.state, trial.value, trial.reason = outcome.state, outcome.value, outcome.reason
+            trial.state, trial.value, trial.reason = outcome.state, outcome.value, reason
             trial.metrics = dict(outcome.metrics)
             trial.traceback = outcome.traceback
             trial.finished_at = time.time()

@@ -80,6 +80,11 @@ LINE["export"] = _parser("automl export", "trials (.csv, .json), journal (.jsonl
                                             "fit study, the model (any other path)")
 LINE["export"].add_argument("name", metavar="NAME")
 LINE["export"].add_argument("path", metavar="PATH")
+LINE["compress"] = _parser("automl compress", "quantized / pruned / distilled models of a fit study, measured "
+                                                "next to its best model and ensemble (result.compress)")
+LINE["compress"].add_argument("name", metavar="NAME")
+LINE["compress"].add_argument("--methods", default="quantize,prune,distill",
+                              help="comma-separated steps or chains such as prune+quantize")
 
 HELP = "\n\n".join([
     "%%automl [flags] — search the cell's hp.* hyperparameters; %automl COMMAND — manage studies.",
@@ -323,6 +328,18 @@ class AutoMLMagics(Magics):
                 print(cli.export_study(self._study(args.name), args.path))
         except (ValueError, OSError) as error:
             raise UsageError(f"export: {error}") from None
+
+    def _do_compress(self, args: argparse.Namespace) -> Any:
+        entry = _need(args.name)
+        if entry.result is None:
+            raise UsageError(f"compress: {args.name!r} is not a `%automl fit` study (it has no models)")
+        try:
+            report = entry.result.compress([m for m in args.methods.split(",") if m.strip()])
+        except (ValueError, RuntimeError) as error:
+            raise UsageError(f"compress: {error}") from None
+        assert self.shell is not None
+        self.shell.user_ns["compress_report"] = report
+        return report
 
     @staticmethod
     def _study(name: str) -> Study:

@@ -9,7 +9,9 @@ A saved model is a folder:
 - ``manifest.json``: format, task, the target encoder and every preprocessor as JSON parameters, and one entry
   per member (architecture params, which preprocessor, which weights file);
 - ``state_dict`` format: ``member-<i>.pt``, ``torch.save`` of a state dict, loaded with ``weights_only=True``
-  into a model rebuilt by :func:`nbautoml.torch.models.build` — no code and no pickle is ever loaded;
+  into a model rebuilt by :func:`nbautoml.torch.models.build` (and, for a compressed member, the pruning /
+  folding / int8 edits its manifest entry lists: :mod:`nbautoml.torch.compress._structure`) — no code and no
+  pickle is ever loaded;
 - ``torchscript`` format: ``member-<i>.ts``, traced TorchScript. **A TorchScript file is code: loading one
   means trusting whoever wrote it**, so :func:`load_model` asks for ``trust_code=True`` for it;
 - ``onnx`` format: ``member-<i>.onnx`` run by onnxruntime (the optional extra ``pip install nbautoml[onnx]``).
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nbautoml.torch.compress import _structure
 from nbautoml.torch.data import Preprocessor, TargetEncoder
 
 __all__ = ["FORMATS", "Member", "Predictor", "load_model"]
@@ -187,9 +190,11 @@ class Predictor:
         entry = {"arch": member.arch, "prep": member.prep, **member.info}
         if format == "state_dict":
             entry["file"] = f"member-{i}.pt"
-            state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-            torch.save(state, folder / entry["file"])
+            torch.save(_structure.state_of(module), folder / entry["file"])
             return entry
+        if format == "onnx" and (member.arch.get("compress") or {}).get("quantize"):
+            raise ValueError("an int8 (quantized) model has no ONNX export here; export it as 'state_dict', "
+                             "or export the pruned / distilled float model to ONNX")
         example = torch.from_numpy(np.zeros((2, *member.arch["input_shape"]), dtype=np.float32))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notices of jit.trace / the TorchScript exporter
@@ -258,15 +263,13 @@ def load_model(path: str | os.PathLike[str], *, trust_code: bool = False) -> Pre
 
 
 def _load_member(folder: Path, entry: dict[str, Any], format: str) -> Member:
-    from nbautoml.torch import models
-
     file = folder / Path(str(entry["file"])).name  # never outside the folder
     arch = dict(entry["arch"])
     info = {k: v for k, v in entry.items() if k not in ("arch", "prep", "file")}
     member = Member(arch=arch, prep=int(entry["prep"]), info=info)
     if format == "state_dict":
-        module = models.build(arch["kind"], arch["params"], arch["input_shape"], arch["n_outputs"])
-        module.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+        module = _structure.rebuild(arch)  # models.build, plus the edits of a compressed member
+        _structure.load_state(module, torch.load(file, map_location="cpu", weights_only=True))
         member.module = module.eval()
     elif format == "torchscript":
         with warnings.catch_warnings():

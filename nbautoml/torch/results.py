@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nbautoml.torch.automl import _Prepared
+    from nbautoml.torch.compress.report import CompressionReport
 
 __all__ = ["AutoMLResult", "family_of", "fold_dir"]
 
@@ -135,6 +136,14 @@ class AutoMLResult:
     def export(self, path: Any, format: str = "state_dict") -> Path:
         """Save :attr:`predictor` as a folder (:mod:`nbautoml.torch.export`); ``load_model`` reads it back."""
         return self.predictor.export(path, format)
+
+    def compress(self, methods: Sequence[str] | str = ("quantize", "prune", "distill"),
+                 **options: Any) -> CompressionReport:
+        """Quantized / pruned / distilled versions of the best model, measured next to it and the ensemble
+        (:func:`nbautoml.torch.compress.report.compress` lists the options and the table's columns)."""
+        from nbautoml.torch.compress.report import compress
+
+        return compress(self, methods, **options)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.study.wait(timeout)

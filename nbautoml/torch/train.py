@@ -159,8 +159,11 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
     """Train ``model`` on ``data`` and return the best epoch's metrics (a :class:`TrainResult`).
 
     ``data``: ``(X, y)`` (split by ``val_split``, stratified for classification, seeded by ``seed``) or
-    ``((X_tr, y_tr), (X_val, y_val))``. ``seed`` also seeds torch's global RNG (dropout) and the shuffling;
-    seed the model's initialisation yourself before building it. ``metric`` / ``mode`` pick the best epoch
+    ``((X_tr, y_tr), (X_val, y_val))``; the split uses ``seed``, or 0 when it is None, so every trial of a
+    search is judged on the same rows. ``seed`` also seeds torch's global RNG (dropout) and the shuffling
+    (without it they draw from torch's global RNG, which a seeded study sets per trial before the objective
+    runs: :mod:`nbautoml.engine.seeding`); outside a seeded study seed the model's initialisation yourself.
+    ``metric`` / ``mode`` pick the best epoch
     (default: the trial's metric when train reports it, else ``val_loss``, "min"); ``early_stopping=k`` ends
     after k epochs without a new best. ``schedule_options`` tunes a schedule (see :mod:`._optim`); ``amp``
     turns bf16 autocast on CUDA off when False. ``task``: "auto" | "classification" | "binary" | "regression".
@@ -184,6 +187,8 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
         raise ValueError(f"need at least 2 training samples, got {len(x)}")
     if seed is not None:
         torch.manual_seed(seed)
+    if trial is not None:
+        trial.set_max_steps(epochs)  # early-stopping rungs are placed as fractions of it
     # a probe forward where the model lives (eval mode: no running-stat update, no dropout RNG) gives the
     # output width, and a clear error for inputs of the wrong shape before anything moves to the device
     model.eval()

@@ -77,3 +77,32 @@ def test_other_sampler_or_seed_is_allowed_and_recorded(first_run):
     records = study.storage.read()
     assert [r for r in records if r["type"] == "settings"][-1]["sampler"] == "grid"
     assert na.Study("edit").sampler_name == "grid"
+
+
+def test_a_sampler_instance_is_not_told_the_history_again_after_a_space_edit():
+    from nbautoml.engine.samplers.random import RandomSampler
+
+    class Recording(RandomSampler):
+        def __init__(self, space: na.Space) -> None:
+            super().__init__(space, seed=0)
+            self.told: list[tuple[dict, float | None]] = []
+
+        def tell(self, params: dict, value: float | None) -> None:
+            self.told.append((params, value))
+            super().tell(params, value)
+
+        def tell_many(self, observations) -> None:  # type: ignore[no-untyped-def]
+            self.told += list(observations)
+            super().tell_many(observations)
+
+    first = na.Space(x=na.Int(0, 20))
+    instance = Recording(first)
+    study = na.Study("instance-edit", first, metric="loss", sampler=instance, storage=":memory:")
+    study.optimize(lambda trial: float(trial.params["x"]), trials=3, show=False)
+    assert len(instance.told) == 3
+    study.set_space(na.Space(x=na.Int(0, 10)))
+    rebuilt = study.sampler()
+    assert rebuilt is not instance and rebuilt.space == na.Space(x=na.Int(0, 10))  # type: ignore[attr-defined]
+    assert len(instance.told) == 3  # told each trial once, never the whole history again
+    study.optimize(lambda trial: float(trial.params["x"]), trials=5, show=False)
+    assert len(instance.told) == 3 and all(t.params["x"] <= 10 for t in study.trials[3:])

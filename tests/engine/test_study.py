@@ -197,7 +197,7 @@ def test_pruned_trials_are_pruned_and_never_rerun():
 
     study.optimize(curve, trials=12)
     pruned = [t for t in study.trials if t.state is TrialState.PRUNED]
-    assert pruned and all(t.reason.startswith("pruned at step") for t in pruned)
+    assert pruned and all(t.reason.startswith("pruned: rung ") for t in pruned)
     assert all(len(t.reports) < 9 for t in pruned)
     study.optimize(curve, trials=14)
     assert not any(t.resumed_from is not None for t in study.trials)

@@ -248,7 +248,7 @@ class DaskExecutor:
             "number": trial.number, "params": dict(trial.params), "study": study.name, "topic": self._topic,
             "channel": guard, "objective": payload.key, "resumed_from": trial.resumed_from,
             "resume_step": trial.resume_step, "checkpoint_dir": str(trial.checkpoint_dir or ""),
-            "space_version": trial.space_version, "metric": study.metric, "mode": study.mode,
+            "space_version": trial.space_version, "metric": study.metric, "mode": study.mode, "seed": trial.seed,
             "sync": study.scheduler is not None, "guard": self._guard,
             "reports": [(r.step, dict(r.metrics), r.time) for r in trial.reports],  # a re-run continues a curve
         }

@@ -182,7 +182,7 @@ def _run(payload: bytes, spec: dict[str, Any], host: _WorkerHost, where: str) ->
         spec["number"], spec["params"], study_name=spec["study"], state=TrialState.RUNNING,
         resumed_from=spec["resumed_from"], resume_step=spec["resume_step"],
         checkpoint_dir=spec["checkpoint_dir"] or None, space_version=spec["space_version"],
-        metric=spec["metric"], mode=spec["mode"], host=host,
+        metric=spec["metric"], mode=spec["mode"], host=host, seed=spec.get("seed"),
     )
     trial.reports = [Report(int(step), dict(metrics), float(at)) for step, metrics, at in spec["reports"]]
     if host.stop:  # the study stopped while this task waited for a worker

@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from nbautoml.engine.runners.base import Executor, GroupExecutor, Objective
+from nbautoml.engine.seeding import seeded
 from nbautoml.engine.trial import Trial, TrialState, using_trial
 from nbautoml.engine.trialbook import StudyState, TrialBook
 from nbautoml.engine.values import Outcome, exception_outcome, result_outcome, settle
@@ -36,7 +37,7 @@ def execute_trial(
     objective: Objective, trial: Trial, metric: str, mode: str, user_stopped: Callable[[], bool]
 ) -> Outcome:
     """Run one trial with it as the current trial; never raises (the outcome says what happened)."""
-    with using_trial(trial):
+    with using_trial(trial), seeded(trial):
         try:
             result = objective(trial)
         except Exception as error:
