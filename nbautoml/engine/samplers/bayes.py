@@ -334,11 +334,13 @@ class BayesSampler:
         pool = self._pool(X, y)
         incumbent = X[np.argmin(y)][None, :]
         data_X, data_y = np.vstack([X, pending]), np.concatenate([y, np.full(len(pending), float(y.min()))])
+        # past refit_every points a local search costs more (O(n²) a step): a third of the starts
+        starts = self.n_starts if len(X) <= self.refit_every else max(2, self.n_starts // 3)
         rows: list[np.ndarray] = []
         for _ in range(n):
             post = Posterior(data_X, data_y, theta, self._enc.choice)
             score = log_ei(*post.predict(pool), best)
-            top = np.argsort(-score, kind="stable")[: self.n_starts]
+            top = np.argsort(-score, kind="stable")[:starts]
             found, found_score = local_search(post, np.vstack([pool[top], incumbent]), best, self._lattice,
                                               self._enc.snap)
             i = self._choose(cand := np.vstack([found, pool]), np.concatenate([found_score, score]), seen)
