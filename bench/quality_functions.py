@@ -34,11 +34,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine_overhead import F_STAR as MIXED_STAR  # noqa: E402
-from engine_overhead import SPACE as MIXED_SPACE  # noqa: E402
-from engine_overhead import hartmann_mixed  # noqa: E402
+from engine_overhead import F_STAR as MIXED_STAR
+from engine_overhead import SPACE as MIXED_SPACE
+from engine_overhead import hartmann_mixed
 
-from nbautoml.space import Choice, Int, Real, Space  # noqa: E402
+from nbautoml.space import Choice, Int, Real, Space
 
 RESULTS = Path(__file__).with_name("results")
 PEERS = ("optuna-gp", "skopt-gp_minimize", "optuna-tpe")

@@ -21,7 +21,7 @@ from scipy.special import erfcx, log_ndtr, ndtr
 
 from nbautoml.engine.samplers._gp import Posterior
 
-__all__ = ["Lattice", "MAX_GRID", "local_search", "log_ei", "log_ei_and_grad"]
+__all__ = ["MAX_GRID", "Lattice", "local_search", "log_ei", "log_ei_and_grad"]
 
 MAX_GRID = 32  # an Int with more values is searched as a number and rounded
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)

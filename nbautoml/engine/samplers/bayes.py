@@ -5,22 +5,25 @@ and 16.8 s at 500 on a 2-core machine (the kernel hyperparameters are re-optimis
 tell, then 10 000 candidates and L-BFGS runs of three acquisition functions). The same model, built leaner
 (bench/engine_overhead.py measures both, and the search quality):
 
-* **Encoding**: skopt's "normalize" / "onehot" transforms, vectorised: Real and Int scaled to [0, 1], on a log
-  scale when ``log``; Int rounded back; a two-option Choice is one 0/1 column, more options one-hot. Choices
-  are encoded by option *index*, so None, bools and lists round-trip untouched.
-* **"gp"**: gp_minimize's kernel, amplitude × Matern-5/2 with a length scale per column, plus white noise, on
-  standardised values; one change: a Choice column's length scale is capped at 5, so the model never becomes
-  sure that another option behaves the same (without it a search can stay in a mediocre option for good).
-  The hyperparameters (maximum marginal likelihood with an analytic gradient; L-BFGS-B from the last fit, the
-  default and ``n_restarts`` random starts) are re-optimised only when the history grew by ``refit_growth``
-  (10 %), on at most ``max_fit_points`` random points; every ask still conditions on *every* told point with
-  the kernel fixed (one O(n³) Cholesky: milliseconds at 500). **"rf" / "et"**: skopt's forests, refit per ask.
-* **Acquisition**: expected improvement over ``n_candidates`` random points plus steps around the five best
-  points, then a finer round around the best candidates (a cheap stand-in for L-BFGS on the acquisition that
-  also works for Int and Choice). The first ``n_initial_points`` are random (RandomSampler).
-* **Batches and pending trials**: constant liar: each pending or already-chosen point is a fantasy observation
-  at the best value seen, added by rank-one updates of the posterior (no refit). A point told, pending or
-  chosen is never proposed again; a finite space fully covered gives fewer points, finally none.
+* **Encoding**: one column per dimension: Real and Int scaled to [0, 1], on a log scale when ``log``; Int
+  rounded back; a Choice is its option *index* (so None, bools and lists round-trip untouched), and the GP
+  measures it with a Hamming distance (same option or not: no order among options). One column per dimension
+  also leaves one cell per absent parameter, should conditional spaces need it.
+* **"gp"**: amplitude × Matern-5/2 with a length scale per dimension, plus white noise, on standardised values,
+  with Optuna GPSampler's weak priors on the hyperparameters (see :mod:`._gp`). The hyperparameters (MAP, an
+  analytic gradient; L-BFGS-B from the last fit, the default and ``n_restarts`` random starts) are refitted at
+  every ask after a tell while the history has at most ``refit_every`` (100) points, then only when it grew by
+  ``refit_growth`` (10 %), on at most ``max_fit_points`` random points; every ask still conditions on *every*
+  told point. **"rf" / "et"**: skopt's forests, refit per ask.
+* **Acquisition**: log expected improvement (margin ``xi``, 0 by default: on standardised values the old 0.01
+  cost Branin two orders of magnitude) over ``n_candidates`` random points plus steps around the five best;
+  the ``n_starts`` best candidates and the best point told then start a local search (:mod:`._acquisition`:
+  L-BFGS-B on the numbers, value-by-value sweeps over Choices and small Ints), a third of the starts past
+  ``refit_every`` points. bench/quality_functions.py measures what each piece gave against Optuna's GPSampler
+  and gp_minimize. The first ``n_initial_points`` are random (RandomSampler).
+* **Batches and pending trials**: kriging believer: each pending or already-chosen point joins the data at the
+  best value seen (no refit), then EI is maximised again. A point told, pending or chosen is never proposed
+  again; a finite space fully covered gives fewer points, finally none.
 * **Failed values** (None, NaN, ±inf) never reach a surrogate: a failed point is modelled as the *worst finite
   value seen so far* (recomputed at every fit), so the search steers away from regions that crash; while no
   finite value exists they are held (the search stays random) and enter the model once one does.
@@ -31,7 +34,8 @@ tell, then 10 000 candidates and L-BFGS runs of three acquisition functions). Th
 * numpy's BLAS runs on one thread while a sampler works: these matrices are small, and spinning BLAS threads
   next to a running trial (or on a loaded machine) made the same work 5-10× slower.
 
-The GP maths (kernel, likelihood, posterior, EI) are in :mod:`._gp`; this module encodes spaces and asks.
+The GP maths (kernel, likelihood, posterior) are in :mod:`._gp`, EI and its optimiser in :mod:`._acquisition`;
+this module encodes spaces and asks.
 """
 
 from __future__ import annotations
@@ -227,8 +231,9 @@ class BayesSampler:
     """Model-based search: the first ``n_initial_points`` random, then EI on a GP ("gp") or forest ("rf", "et").
 
     Options (``Study(sampler_options=...)``): ``n_candidates`` random candidates per ask (plus local ones),
-    ``xi`` EI's exploration margin (in standard deviations of the values), ``refit_growth`` and
-    ``max_fit_points`` for the GP's hyperparameter refits, ``n_restarts`` random L-BFGS starts per refit,
+    ``n_starts`` local searches from the best of them, ``xi`` EI's exploration margin (in standard deviations
+    of the values), ``refit_every``, ``refit_growth`` and ``max_fit_points`` for the GP's hyperparameter
+    refits, ``n_restarts`` random L-BFGS starts per refit,
     ``n_estimators`` trees per forest, ``background`` (see the module docstring).
     """
 
@@ -404,7 +409,8 @@ class BayesSampler:
 
         def work() -> None:
             with one_blas_thread():
-                self._ready = (fit_theta(X, y, choice, starts, bounds), size)  # one assignment: the next ask picks it up
+                # one assignment: the next ask picks it up
+                self._ready = (fit_theta(X, y, choice, starts, bounds), size)
 
         self._job = threading.Thread(target=work, name="nbautoml-gp-refit", daemon=True)
         self._job.start()
