@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -25,11 +25,32 @@ from nbautoml.torch.compress import methods
 from nbautoml.torch.export import Member, Predictor
 
 if TYPE_CHECKING:
-    from nbautoml.torch.results import AutoMLResult
+    from nbautoml.engine.study import Study
+    from nbautoml.torch.data import TargetEncoder
 
 __all__ = ["STEPS", "CompressionReport", "compress", "measure_bytes", "measure_latency"]
 
 STEPS = ("distill", "prune", "quantize")
+
+
+class AutoMLResult(Protocol):
+    """What compression reads of a fit's result (:class:`nbautoml.torch.results.AutoMLResult`).
+
+    A protocol rather than an import: results.py calls into this module, so an import back would be a cycle.
+    """
+
+    study: Study
+    target: TargetEncoder
+    _data: Any  # the prepared data: folds, y, rows(indices)
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def best_model(self) -> Predictor: ...
+
+    @property
+    def ensemble(self) -> Predictor: ...
 
 
 class CompressionReport:
