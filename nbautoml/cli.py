@@ -100,7 +100,7 @@ SEARCH_FLAGS: dict[str, Flag] = {
     "sampler": (("--sampler",), dict(choices=Registered(sampler_names),
                                      help="search algorithm (default bayes)")),
     "scheduler": (("--scheduler",), dict(choices=Registered(scheduler_names, "none"),
-                                         help="early stopping of weak trials (default none)")),
+                                         help="early stopping of weak trials (default asha; none turns it off)")),
     "parallel": (("--parallel",), dict(type=_positive_int, default=1, metavar="N",
                                        help="trials running at once (default 1)")),
     "runner": (("--runner",), dict(choices=("thread", "dask"), default="thread",
@@ -148,7 +148,7 @@ def add_flags(parser: argparse.ArgumentParser, flags: dict[str, Flag], skip: Seq
 
 def search_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """(Study keywords, optimize keywords) from parsed search flags."""
-    scheduler = None if args.scheduler in (None, "none") else args.scheduler
+    scheduler = "asha" if args.scheduler is None else None if args.scheduler == "none" else args.scheduler
     study = dict(metric=args.metric or "val_loss", mode=args.mode, sampler=args.sampler, scheduler=scheduler,
                  storage=args.storage, seed=args.seed, fresh=args.fresh)
     trials = args.trials if args.trials is not None or args.timeout is not None else DEFAULT_TRIALS
@@ -339,9 +339,11 @@ from sklearn.datasets import load_digits
 X, y = load_digits(return_X_y=True)
 X = (X / 16.0).astype("float32")"""
 DEMO_CELL = """\
-model = nbautoml.torch.mlp(64, 10, layers=hp.int("layers", 1, 3), units=hp.choice("units", [32, 64, 128]),
+model = nbautoml.torch.mlp(64, 10, layers=hp.int("layers", 1, 2), units=hp.choice("units", [128, 256, 512]),
                            dropout=hp.float("dropout", 0.0, 0.4))
-nbautoml.torch.train(model, (X, y), lr=hp.float("lr", 1e-4, 3e-2, log=True), epochs=10, seed=0)"""
+nbautoml.torch.train(model, (X, y), lr=hp.float("lr", 3e-4, 3e-2, log=True), epochs=20, schedule="cosine",
+                     seed=0)"""
+DEMO_TRIALS = 20  # with ASHA's default rung at epoch 7 of 20: about 21 s of CPU here (BENCHMARKS.md)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -376,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("path")
     demo = sub.add_parser("demo", help="a real search on sklearn's digits with a torch MLP")
-    demo.add_argument("--trials", type=_positive_int, default=12)
+    demo.add_argument("--trials", type=_positive_int, default=DEMO_TRIALS)
     demo.add_argument("--report", default="nbautoml-demo.html", metavar="PATH.html")
     demo.add_argument("--storage", default="auto")
     return parser

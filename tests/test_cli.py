@@ -119,8 +119,9 @@ def test_search_options_defaults_and_cluster_address() -> None:
 
     args = build_parser().parse_args(["run", "x.py"])
     study, run = search_options(args)
-    assert study == dict(metric="val_loss", mode=None, sampler=None, scheduler=None, storage="auto", seed=None,
-                         fresh=False)
+    assert study == dict(metric="val_loss", mode=None, sampler=None, scheduler="asha", storage="auto", seed=None,
+                         fresh=False)  # early stopping by default; --scheduler none turns it off
+    assert search_options(build_parser().parse_args(["run", "x.py", "--scheduler", "none"]))[0]["scheduler"] is None
     assert run == dict(trials=DEFAULT_TRIALS, timeout=None, parallel=1, runner="thread")
     args = build_parser().parse_args(["run", "x.py", "--timeout", "2m", "--cluster", "10.0.0.5:8786",
                                       "--scheduler", "none"])

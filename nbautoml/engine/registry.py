@@ -22,7 +22,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbautoml.engine.samplers.base import Sampler
-from nbautoml.engine.schedulers import ASHA, Hyperband, MedianStopping, Scheduler
+from nbautoml.engine.schedulers.asha import ASHA
+from nbautoml.engine.schedulers.base import Scheduler
+from nbautoml.engine.schedulers.hyperband import Hyperband
+from nbautoml.engine.schedulers.median import MedianStopping
 from nbautoml.space import Space
 
 __all__ = ["SamplerFactory", "SchedulerFactory", "journal_name", "make_sampler", "make_scheduler",

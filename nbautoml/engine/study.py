@@ -23,7 +23,7 @@ from nbautoml.engine.registry import journal_name, make_scheduler
 from nbautoml.engine.runners import start
 from nbautoml.engine.samplers.base import Sampler
 from nbautoml.engine.schedulers import Scheduler
-from nbautoml.engine.schedulers.replay import Replay, fresh, replay_trials
+from nbautoml.engine.schedulers.replay import Replay, replay_trials
 from nbautoml.engine.storage import open_storage
 from nbautoml.engine.storage.base import Storage
 from nbautoml.engine.storage.records import make_record, replay
@@ -180,7 +180,10 @@ class Study(TrialBook):
     def replay_scheduler(self, scheduler: str | Scheduler | Mapping[str, Any]) -> Replay:
         """Which trials ``scheduler`` would have pruned on this study's recorded curves, and the epochs saved
         (:mod:`nbautoml.engine.schedulers.replay`; pass a name, a JSON spec or a new instance)."""
-        return replay_trials(fresh(scheduler), self.trials, self.metric, self.mode)
+        made = make_scheduler(scheduler)
+        if made is None:
+            raise ValueError("replay_scheduler needs a scheduler: a name, a to_json() dict or a new instance")
+        return replay_trials(made, self.trials, self.metric, self.mode)
 
     # ---- views -----------------------------------------------------------------------------------------
     @property

@@ -334,7 +334,7 @@ def fit(data: Any, target: Any = None, *, task: str = "auto", trials: int = 40, 
     space = default_space(layout, kinds, probe.input_shape, encoder.n_outputs, n_train)
     name = name or study_name(encoder.task, target_name, x, {"cv": cv, "seed": seed, "kinds": kinds,
                                                              "epochs": epochs, "classes": encoder.classes})
-    scheduler = ASHA(min_steps=max(1, epochs // 9), reduction_factor=3, max_steps=epochs)
+    scheduler = ASHA(max_steps=epochs)  # the default rungs (nbautoml.engine.schedulers.asha)
     warm = WarmStartSampler(make_sampler(sampler, space, seed=seed), start_points(space, kinds))
     study = Study(name, space, metric=metric, sampler=warm, scheduler=scheduler, storage=storage,
                   seed=seed, keep_checkpoints=max(1, ensemble))

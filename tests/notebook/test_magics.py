@@ -160,7 +160,7 @@ def test_flags_reach_the_study(ip: InteractiveShell) -> None:
         ("--trials 0", "argument --trials"),
         ("--timeout soon", "argument --timeout: invalid duration"),
         ("--sampler tpe", "argument --sampler: invalid choice"),
-        ("--scheduler hyperband", "argument --scheduler: invalid choice"),
+        ("--scheduler bohb", "argument --scheduler: invalid choice"),
         ("--mode up", "argument --mode: invalid choice"),
         ("--parallel -1", "argument --parallel"),
         ("--runner ray", "argument --runner: invalid choice"),

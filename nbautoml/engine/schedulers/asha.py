@@ -11,8 +11,10 @@ keeps the classic geometric ladder ``min_steps * reduction_factor**k``.
 A trial reaching a rung records its value there and goes on only if it ranks within the best
 ``ceil(n / reduction_factor)`` of the ``n`` values recorded at that rung so far; the first ``grace`` trials
 at a rung are never pruned there, so the bar is set by a few real competitors rather than by the first one.
-The defaults (``min_fraction=1/3``, ``reduction_factor=3``, ``grace=3``) were chosen on bench/budget.py (see
-BENCHMARKS.md, "Search quality at notebook budgets").
+The defaults (``min_fraction=1/3``, ``reduction_factor=3``, ``grace=3``) were chosen on bench/budget.py
+(BENCHMARKS.md, "Search quality at notebook budgets"): on digits (MLP, 2-D CNN; 12-100 trials) they were level
+with or ahead of the same search without early stopping in 4 of 5 rows at about 80% of its CPU, where the old
+ladder (rungs at epochs 1, 3, 9, grace 1) fell behind; the median rule and Hyperband did not do better.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from nbautoml.engine.schedulers.base import Scheduler, explain, set_max_steps
 from nbautoml.engine.trial import Trial, TrialState
@@ -86,12 +85,3 @@ def replay_trials(scheduler: Scheduler, trials: Sequence[Trial], metric: str, mo
     cut = [t.number for t in chosen if t.state is TrialState.PRUNED]
     return replay_curves(scheduler, curves, sign=sign, metric=metric, max_steps=max_steps, cut_short=cut)
 
-
-def fresh(scheduler: Any) -> Scheduler:
-    """A scheduler to replay: a name or JSON spec builds a new one; an instance is used as is (pass a new one)."""
-    from nbautoml.engine.registry import make_scheduler
-
-    made = make_scheduler(scheduler)
-    if made is None:
-        raise ValueError("replay needs a scheduler (asha, median, hyperband, a JSON spec or an instance)")
-    return made
