@@ -3,8 +3,8 @@
 Accepted: ``int`` and ``float``, and any object with a no-argument ``item()`` that returns one (numpy scalars,
 one-element arrays and tensors). Refused, with the reason: ``bool`` (``True`` is a flag, not a score: a
 ``return acc > 0.9`` is a bug to show, not a value of 1.0), strings and bytes, objects of more or fewer than one
-element, integers beyond float range (``10**400``), and whatever else. Finiteness is the caller's rule: a NaN report is kept (the scheduler prunes a
-diverged trial on it), a NaN trial value fails the trial.
+element, integers beyond float range (``10**400``), and whatever else. Finiteness is the caller's rule: a NaN
+report is kept (the scheduler prunes a diverged trial on it), a NaN trial value fails the trial.
 """
 
 from __future__ import annotations
