@@ -30,27 +30,18 @@ __all__ = ["SEARCH_FLAGS", "add_flags", "leaderboard", "main", "open_cell_study"
            "search_options"]
 
 DEFAULT_TRIALS = 20  # when neither --trials nor --timeout is given: a search always ends on its own
-_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(sec|min|s|m|h|d)?")
-
-
 class DurationError(argparse.ArgumentTypeError, ValueError):
     """A bad --timeout (argparse shows the message as is)."""
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "10m", "1.5h" or "1h30m"."""
-    cleaned = str(text).strip().lower().replace(" ", "")
-    pos, total = 0, 0.0
-    while pos < len(cleaned):
-        match = _DURATION.match(cleaned, pos)
-        if match is None:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2) or ""]
-        pos = match.end()
-    if not cleaned or pos != len(cleaned) or total <= 0:
-        raise DurationError(f"invalid duration {text!r} (use e.g. 90, 90s, 10m, 1h or 1h30m)")
-    return total
+    """Seconds from "90", "90s", "10m", "1.5h" or "1h30m" (:func:`nbautoml.engine.durations.seconds`)."""
+    from nbautoml.engine.durations import seconds
+
+    try:
+        return seconds(str(text))
+    except ValueError as error:
+        raise DurationError(str(error)) from None
 
 
 def _positive_int(text: str) -> int:

@@ -87,9 +87,9 @@ def test_errors_name_the_line_and_quote_it(source: str, line: int, words: str) -
 
 
 def test_compile_errors_surface_before_any_trial() -> None:
-    spec = parse_cell("x = hp.int('x', 1, 2)\nreturn x", line_offset=1)
+    """Already when the cell is read, before a study (and its journal) is made for it."""
     with pytest.raises(SpecError, match="line 3: syntax error: 'return' outside function"):
-        CellObjective(spec)
+        parse_cell("x = hp.int('x', 1, 2)\nreturn x", line_offset=1)
 
 
 def test_key_ignores_hp_arguments_comments_and_layout_but_not_code() -> None:

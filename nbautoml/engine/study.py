@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nbautoml.engine import direction
+from nbautoml.engine.durations import seconds
 from nbautoml.engine.registry import journal_name, make_scheduler
 from nbautoml.engine.runners import start
 from nbautoml.engine.samplers.base import Sampler
@@ -81,15 +82,14 @@ class Study(TrialBook):
         sampler_name = journal_name(sampler) if sampler is not None else None  # refused before anything is written
         scheduler_obj = make_scheduler(scheduler)
         opened = open_storage(storage, name)
-        records = opened.read()
-        if fresh and records:
+        if fresh:  # moved aside unread: a journal too damaged to read can still be started over
             where = opened.archive()
-            log.info("study %r: starting fresh; the old one was moved to %s", name, where)
-            records = []
+            if where is not None:
+                log.info("study %r: starting fresh; the old one was moved to %s", name, where)
+        records = opened.read()
         super().__init__(name, opened, replay(records), max_failures=max_failures,
                          keep_checkpoints=keep_checkpoints, sampler_options=sampler_options)
         self.space_note = ""
-        self.budget: int | None = None
         self.frontend: Any = None
         self._thread: threading.Thread | None = None
         self._started_at: float | None = None
@@ -110,19 +110,19 @@ class Study(TrialBook):
     ) -> None:
         meta = self._replayed.meta
         scheduler_json = scheduler_obj.to_json() if scheduler_obj is not None else None
+        if meta is None:  # created under the storage's lock, unless another writer just created it
+            first_metric = metric or "value"
+            record, before = self.storage.append_next(lambda tail: None if tail.study is not None else make_record(
+                "study", name=self.name, metric=first_metric, mode=mode or direction.default_mode(first_metric),
+                sampler=sampler_name or "bayes", seed=seed, scheduler=scheduler_json,
+            ))
+            replay(before, into=self._replayed)
+            meta = self._replayed.meta
         if meta is None:
-            self.metric = metric or "value"
-            self.mode = mode or direction.default_mode(self.metric)
-            self.sampler_name = sampler_name or "bayes"
-            self.seed = seed
-            self.storage.append(
-                make_record(
-                    "study", name=self.name, metric=self.metric, mode=self.mode,
-                    sampler=self.sampler_name, seed=seed, scheduler=scheduler_json,
-                )
-            )
-            self._replayed.meta = {"name": self.name, "metric": self.metric, "mode": self.mode}
-            self._replayed.settings = {"sampler": self.sampler_name, "seed": seed, "scheduler": scheduler_json}
+            assert record is not None
+            self.metric, self.mode = record["metric"], record["mode"]
+            self.sampler_name, self.seed = record["sampler"], seed
+            replay([record], into=self._replayed)
         else:
             self.metric, self.mode = str(meta["metric"]), str(meta["mode"])
             for label, given, stored in (("metric", metric, self.metric), ("mode", mode, self.mode)):
@@ -165,9 +165,13 @@ class Study(TrialBook):
             diff = current.diff(space) if current is not None else SpaceDiff(added=tuple(space.names))
             if current is not None and diff.empty:
                 return diff
-            version = len(self._replayed.spaces)
-            self.storage.append(make_record("space", version=version, space=space.to_json(), diff=diff.to_json()))
-            self._replayed.spaces.append(space)
+            version = len(self._replayed.spaces)  # the file decides: another writer's version first, then ours
+            record, before = self.storage.append_next(lambda tail: None if tail.spaces != version else make_record(
+                "space", version=version, space=space.to_json(), diff=diff.to_json()))
+            self.take_in(before)
+            if record is None:  # another writer added a version meanwhile: compare with it and try again
+                return self.set_space(space)
+            replay([record], into=self._replayed)
             self._sampler = None  # rebuilt from the history inside the new space at the next ask
         if current is not None:
             reused = len(self.history_in_space(space))
@@ -202,7 +206,7 @@ class Study(TrialBook):
         self,
         objective: Callable[[Trial], Any] | Callable[[list[Trial]], Sequence[Any]],
         trials: int | None = None,
-        timeout: float | None = None,
+        timeout: float | str | None = None,
         parallel: int = 1,
         background: bool = False,
         runner: Any = "thread",
@@ -217,12 +221,11 @@ class Study(TrialBook):
         ``batch=K``: ``objective`` is a batch objective (``list[Trial] -> list[value]``) given up to K trials
         that agree on the ``group_by`` params; ``parallel`` then counts groups (runners/batch.py).
         """
-        if trials is not None and (not isinstance(trials, int) or trials < 0):
+        if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 0):
             raise ValueError(f"trials must be a non-negative integer, got {trials!r}")
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
-        if parallel < 1:
-            raise ValueError(f"parallel must be >= 1, got {parallel}")
+        timeout = None if timeout is None else seconds(timeout, "timeout")
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+            raise ValueError(f"parallel must be a positive integer, got {parallel!r}")
         if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
             raise ValueError(f"batch must be a positive integer or None, got {batch!r}")
         if self.space is None:

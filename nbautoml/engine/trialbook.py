@@ -37,7 +37,7 @@ from nbautoml.engine.schedulers import Scheduler
 from nbautoml.engine.schedulers.base import explain, set_max_steps
 from nbautoml.engine.schedulers.feedback import PrunedValues
 from nbautoml.engine.seeding import trial_seed
-from nbautoml.engine.storage.base import PROCESS_TOKEN, Storage, owner
+from nbautoml.engine.storage.base import PROCESS_TOKEN, Storage, Tail, owner
 from nbautoml.engine.storage.records import Replayed, make_record, replay, rerun_candidates
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.engine.values import Outcome
@@ -79,6 +79,7 @@ class TrialBook:
         self.seed: int | None = None
         self.sampler_name = "bayes"
         self.scheduler: Scheduler | None = None
+        self.budget: int | None = None  # the run's trials=N, claimed under the storage's lock (start_trial)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._done = threading.Event()  # set when a run ends (Thread.join interrupted by ^C can corrupt is_alive)
@@ -231,14 +232,17 @@ class TrialBook:
     # ---- the runner contract ---------------------------------------------------------------------------
     def sync(self) -> None:
         """Take in what other writers (another kernel, another process) appended to the same journal."""
-        new = self.storage.read_new()
+        self.take_in(self.storage.read_new())
+
+    def take_in(self, new: Sequence[dict[str, Any]]) -> None:
+        """Apply records other writers appended (from :meth:`sync` or ahead of one of our own appends)."""
         if not new:
             return
         with self._lock:
             known = set(self._trials)
             done_before = {n for n, t in self._trials.items() if t.state.finished}
             versions = len(self._replayed.spaces)
-            replay(new, into=self._replayed)
+            replay(list(new), into=self._replayed)
             for number in set(self._trials) - known:
                 self._adopt(self._trials[number])
             if len(self._replayed.spaces) != versions:
@@ -257,10 +261,12 @@ class TrialBook:
         """Up to ``n`` new points from the sampler, none of them ``pending``; fewer (or none): exhausted."""
         return self.sampler().ask(n, pending=[dict(p) for p in pending])
 
-    def start_trial(self, params: Mapping[str, Any], rerun_of: Trial | None = None) -> Trial:
+    def start_trial(self, params: Mapping[str, Any], rerun_of: Trial | None = None) -> Trial | None:
         """A new RUNNING trial, journaled, and announced before it runs (so TrialStarted precedes its reports).
 
         A re-run takes over its predecessor's checkpoint folder and resumes after its last reported step.
+        None when the journal, read under its lock, says no: :attr:`budget` is taken by the trials finished and
+        running in every writer, or another writer already re-runs ``rerun_of``.
         """
         resume_step = 0
         if rerun_of is not None:
@@ -269,25 +275,29 @@ class TrialBook:
             if has_checkpoint and rerun_of.last_step is not None:
                 resume_step = rerun_of.last_step + 1
 
-        def make(number: int) -> dict[str, Any]:
+        budget = self.budget
+
+        def make(tail: Tail) -> dict[str, Any] | None:
+            left = tail.budget_left(budget)
+            if (left is not None and left <= 0) or (rerun_of is not None and rerun_of.number in tail.resumed):
+                return None
             return make_record(
-                "trial", number=number, params=dict(params), space_version=self.space_version,
+                "trial", number=tail.next_trial, params=dict(params), space_version=self.space_version,
                 resumed_from=rerun_of.number if rerun_of is not None else None,
                 resume_step=resume_step, owner=owner(),
             )
 
         with self._lock:
-            record = self.storage.append_trial(make)
+            record, before = self.storage.append_next(make)
+            self.take_in(before)
+            if record is None:
+                return None
             replay([record], into=self._replayed)
             trial = self._trials[record["number"]]
             self._adopt(trial)
+        if rerun_of is not None:
+            self._inherit_checkpoint(trial, rerun_of)
         assert trial.checkpoint_dir is not None
-        if rerun_of is not None and rerun_of.checkpoint_dir is not None and rerun_of.checkpoint_dir.is_dir():
-            trial.checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(trial.checkpoint_dir, ignore_errors=True)
-            os.replace(rerun_of.checkpoint_dir, trial.checkpoint_dir)
-            if self.scheduler is not None:
-                self.scheduler.forget(rerun_of.number)
         trial.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         trial.started_at = time.time()
         trial.state = TrialState.RUNNING
@@ -366,6 +376,21 @@ class TrialBook:
         continued = self._trials.get(trial.resumed_from) if trial.resumed_from is not None else None
         trial.seed = continued.seed if continued is not None else trial_seed(self.seed, trial.number)
 
+    def _inherit_checkpoint(self, trial: Trial, rerun_of: Trial) -> None:
+        """Move the predecessor's checkpoint folder to the re-run's (idempotent: a kill between the re-run's
+        record and this move is finished when the study is next opened, see :meth:`_interrupt_dead_owners`)."""
+        old, new = rerun_of.checkpoint_dir, trial.checkpoint_dir
+        assert old is not None and new is not None
+        if old.is_dir():
+            new.parent.mkdir(parents=True, exist_ok=True)
+            if not (new.is_dir() and any(new.iterdir())):
+                shutil.rmtree(new, ignore_errors=True)
+                os.replace(old, new)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+        if self.scheduler is not None:
+            self.scheduler.forget(rerun_of.number)
+
     def _interrupt_dead_owners(self) -> None:
         for number, who in list(self._replayed.owners.items()):
             trial = self._trials.get(number)
@@ -373,6 +398,8 @@ class TrialBook:
                 continue
             if who.get("token") == PROCESS_TOKEN or self.storage.owner_alive(who):
                 continue
+            if trial.resumed_from is not None and trial.resumed_from in self._trials:  # died before its move?
+                self._inherit_checkpoint(trial, self._trials[trial.resumed_from])
             step = trial.last_step
             reason = f"its process died (pid {who.get('pid')} on {who.get('host')})"
             reason += f" after step {step}" if step is not None else " before its first report"

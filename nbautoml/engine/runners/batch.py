@@ -194,7 +194,8 @@ class BatchRunner(ThreadRunner):
             for n, i in enumerate(fresh):
                 anchor = asked[fresh[n - n % size]][0]
                 asked[i] = ({**asked[i][0], **{k: anchor[k] for k in self.group_by if k in anchor}}, None)
-        trials = [self.study.start_trial(params, rerun_of=old) for params, old in asked]
+        started = [self.study.start_trial(params, rerun_of=old) for params, old in asked]
+        trials = [trial for trial in started if trial is not None]  # None: the journal's budget is taken
         for group in group_trials(trials, self.group_by):
             self._groups += 1
             futures = self.group_executor.submit_group(self.study, self.objective, group)

@@ -163,6 +163,8 @@ class ThreadRunner:
         assert isinstance(self.executor, Executor)
         for params, old in asked:
             trial = self.study.start_trial(params, rerun_of=old)
+            if trial is None:  # the journal says the budget is taken (other writers) or the re-run runs elsewhere
+                continue
             self.running[self.executor.submit(self.study, self.objective, trial)] = trial
         return None
 
