@@ -94,6 +94,20 @@ HELP = "\n\n".join([
 ])
 
 
+def _parse(parser: MagicArgumentParser, line: str) -> argparse.Namespace:
+    """Flags split as a POSIX shell would (``--name "a b"`` is ``a b``, quotes gone); an empty name is refused."""
+    import shlex
+
+    try:
+        words = shlex.split(line)
+    except ValueError as error:  # an unclosed quote
+        raise UsageError(f"{parser.prog}: {error} in {line!r}") from None
+    args = parser.parse_args(words)
+    if getattr(args, "name", None) is not None and not args.name.strip():
+        raise UsageError(f"{parser.prog}: --name needs a non-empty name")
+    return args
+
+
 def _need(study_name: str | None) -> Entry:
     if study_name is None:
         if not REGISTRY:
@@ -128,7 +142,7 @@ class AutoMLMagics(Magics):
 
     # ---- %%automl ---------------------------------------------------------------------------------------
     def _cell(self, line: str, cell: str) -> None:
-        args = CELL.parse_argstring(line)
+        args = _parse(CELL, line)
         shell = self.shell
         assert shell is not None
         code = shell.transform_cell(cell)
@@ -240,7 +254,7 @@ class AutoMLMagics(Magics):
             known = ", ".join(LINE)
             raise UsageError(f"unknown command {command!r}: %automl takes {known} (see %automl?)"
                              if command else f"%automl needs a command: {known} (see %automl?)")
-        args = parser.parse_argstring(rest)
+        args = _parse(parser, rest)
         return getattr(self, f"_do_{command}")(args)
 
     def _do_fit(self, args: argparse.Namespace) -> Any:

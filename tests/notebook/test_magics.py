@@ -297,3 +297,19 @@ def test_dask_runner_sends_the_namespace_to_workers(ip: InteractiveShell) -> Non
     assert all(t.value == pytest.approx((t.params["x"] - 0.25) ** 2) for t in study.trials)
     assert {t.metrics["pid"] for t in study.trials}.isdisjoint({os.getpid()})  # ran in worker processes
     assert ip.user_ns["study_best"] is None
+
+
+def test_a_quoted_name_loses_its_quotes_and_an_empty_one_is_refused(ip: InteractiveShell, tmp_path) -> None:
+    cell(ip, '--name "a b" --trials 2 --sampler random')
+    assert ip.user_ns["study"].name == "a b"
+    assert [p.name for p in (tmp_path / ".nbautoml").glob("*.jsonl")] == ["a%20b.jsonl"]
+    for line in ("--name '' --trials 2", '--name "a b --trials 2'):
+        with pytest.raises(UsageError):
+            cell(ip, line)
+    assert [p.name for p in (tmp_path / ".nbautoml").glob("*.jsonl")] == ["a%20b.jsonl"]  # nothing written
+
+
+def test_a_cell_that_cannot_compile_writes_no_journal(ip: InteractiveShell, tmp_path) -> None:
+    with pytest.raises(UsageError, match="line 3: syntax error: 'return' outside function"):
+        cell(ip, "--name broken --trials 2", "x = hp.float('x', 0.0, 1.0)\nreturn x")
+    assert not (tmp_path / ".nbautoml").exists() or not list((tmp_path / ".nbautoml").glob("*.jsonl"))
