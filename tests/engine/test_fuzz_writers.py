@@ -21,6 +21,19 @@ from nbautoml.engine.trial import TrialState
 SPACE = na.Space(x=na.Real(0, 1))
 
 
+def value_of(trial):
+    return trial.params["x"]
+
+
+def create(name: str, seed: int, gate: threading.Barrier, errors: list[BaseException]) -> None:
+    try:
+        gate.wait()
+        study = na.Study(name, SPACE, sampler="random", seed=seed)
+        study.optimize(value_of, trials=3, show=False)
+    except BaseException as error:  # collected and asserted by the test
+        errors.append(error)
+
+
 def test_eight_threads_creating_one_study_at_once_leave_one_readable_journal(tmp_path):
     for attempt in range(5):
         name = f"new-{attempt}"
@@ -32,7 +45,7 @@ def test_eight_threads_creating_one_study_at_once_leave_one_readable_journal(tmp
                 gate.wait()
                 study = na.Study(name, SPACE, sampler="random", seed=seed)
                 study.optimize(lambda t: t.params["x"], trials=3, show=False)
-            except BaseException as error:  # noqa: BLE001 - collected and asserted below
+            except BaseException as error:
                 errors.append(error)
 
         threads = [threading.Thread(target=create, args=(seed,)) for seed in range(8)]
