@@ -40,15 +40,7 @@ def test_eight_threads_creating_one_study_at_once_leave_one_readable_journal(tmp
         gate = threading.Barrier(8)
         errors: list[BaseException] = []
 
-        def create(seed: int, name: str = name, gate: threading.Barrier = gate) -> None:
-            try:
-                gate.wait()
-                study = na.Study(name, SPACE, sampler="random", seed=seed)
-                study.optimize(lambda t: t.params["x"], trials=3, show=False)
-            except BaseException as error:
-                errors.append(error)
-
-        threads = [threading.Thread(target=create, args=(seed,)) for seed in range(8)]
+        threads = [threading.Thread(target=create, args=(name, seed, gate, errors)) for seed in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
