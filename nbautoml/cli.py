@@ -75,6 +75,13 @@ class Registered:
         return iter((*self._names(), *self._extra))
 
 
+def _family_names() -> tuple[str, ...]:
+    """The registered model families (imports the torch layer: only when ``--model`` is given or helped)."""
+    from nbautoml.torch.families import family_names
+
+    return tuple(family_names())
+
+
 # One table for the magic and the CLI: (flags, argparse keywords).
 Flag = tuple[tuple[str, ...], dict[str, Any]]
 SEARCH_FLAGS: dict[str, Flag] = {
@@ -113,7 +120,8 @@ FIT_FLAGS: dict[str, Flag] = {
     "metric": (("--metric",), dict(metavar="NAME", help="val_loss (default), val_acc, val_r2 or val_mae")),
     "task": (("--task",), dict(default="auto", help="auto, classification, binary, multiclass or regression")),
     "cv": (("--cv",), dict(type=_positive_int, metavar="K", help="k-fold cross-validation instead of a holdout")),
-    "model": (("--model",), dict(default="auto", help="auto, mlp, cnn1d, cnn2d or gru")),
+    "model": (("--model",), dict(choices=Registered(_family_names, "auto"), default="auto", metavar="FAMILY",
+                                 help="auto (from the data's layout) or a registered model family")),
     "epochs": (("--epochs",), dict(type=_positive_int, metavar="N", help="most epochs a trial trains")),
     "fused": (("--fused",), dict(choices=("auto", "on", "off"), default="auto",
                                  help="train trials that share an architecture as one fused model: auto (where "

@@ -21,9 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "nbautoml"
 FACADE = "nbautoml"
 
-KNOWN_CYCLES: list[set[str]] = [
-    {"nbautoml.torch.automl", "nbautoml.torch.results"},  # the private _Prepared; the torch families' work removes it
-]
+KNOWN_CYCLES: list[set[str]] = []
 """Cycles left for another branch to remove; each must still exist (a stale entry fails: delete it then)."""
 
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from nbautoml.torch import _fitdata as fd
 from nbautoml.torch import _fused_conv as fc
-from nbautoml.torch.models import _Residual
+from nbautoml.torch.families._blocks import Residual
 
 __all__ = ["FusedEvaluator", "FusedNet", "FusedOptimizer", "member_losses"]
 
@@ -69,10 +69,10 @@ class FusedNet:
         if isinstance(first, nn.Sequential):
             return self._parse_sequence(mods)
         for other in mods[1:]:
-            if type(other) is not type(first) or (not isinstance(first, _Residual) and repr(other) != repr(first)):
+            if type(other) is not type(first) or (not isinstance(first, Residual) and repr(other) != repr(first)):
                 raise TypeError(f"cannot fuse models of different shapes: {first!r} vs {other!r}")
-        if isinstance(first, _Residual):
-            blocks = cast(list[_Residual], mods)
+        if isinstance(first, Residual):
+            blocks = cast(list[Residual], mods)
             return [("res", self._parse([r.body for r in blocks]), self._parse([r.skip for r in blocks]))]
         if isinstance(first, nn.Identity):
             return []

@@ -16,12 +16,13 @@ from typing import Any
 
 import torch
 
+from nbautoml.engine.direction import better
 from nbautoml.engine.trial import Trial
 from nbautoml.torch._fused_layers import FusedNet, FusedOptimizer
 from nbautoml.torch._optim import LRSchedule
-from nbautoml.torch.train import _FORMAT, BEST, CHECKPOINT, _atomic_save, _better, _cpu_state, _State
+from nbautoml.torch._training_common import State, cpu_state, save_best, save_checkpoint
 
-__all__ = ["BestWeights", "Member", "epoch_end", "finish", "member_seed", "positions", "shared_param", "stopping",
+__all__ = ["BestWeights", "FusedMember", "epoch_end", "finish", "member_seed", "positions", "shared_param", "stopping",
            "take_rows", "trial_seed"]
 
 
@@ -30,13 +31,13 @@ def trial_seed(base: int, trial: Trial) -> int:
     return base * 100003 + trial.number * 101
 
 
-class Member:
+class FusedMember:
     """One configuration of a fused group: its trial, reference model, optimizer format, schedule, RNGs."""
 
     def __init__(self, pos: int, trial: Trial | None, params: dict[str, Any], seed: int, hyper: dict[str, Any]):
         self.pos, self.trial, self.params, self.seed, self.hyper = pos, trial, params, seed, hyper
         self.split_seed = seed
-        self.state = _State()
+        self.state = State()
         self.ckpt: dict[str, Any] | None = None
         self.shuffle = torch.Generator()
         self.shuffle.manual_seed(seed)
@@ -79,12 +80,12 @@ def take_rows(t: torch.Tensor, rows: torch.Tensor | None, sl: slice, k: int) -> 
     return t[rows[:, sl]]
 
 
-def positions(active: list[Member]) -> list[int]:
+def positions(active: list[FusedMember]) -> list[int]:
     """Where the active members sit in the group (their rows of per-member data)."""
     return [m.pos for m in active]
 
 
-def stopping(active: list[Member], mid_epoch: bool) -> list[int]:
+def stopping(active: list[FusedMember], mid_epoch: bool) -> list[int]:
     """Positions of members whose trial says stop. Between batches only a user stop can arrive (a prune is
     decided at a report), and it reaches every trial of the study: one probe, the rest only when it fires."""
     with_trial = [i for i, m in enumerate(active) if m.trial is not None]
@@ -128,24 +129,23 @@ class BestWeights:
         return [t.cpu() for t in self.params], [t.cpu() for t in self.buffers]
 
 
-def finish(members: Sequence[tuple[int, Member]], net: FusedNet, best: BestWeights, metric: str, mode: str,
+def finish(members: Sequence[tuple[int, FusedMember]], net: FusedNet, best: BestWeights, metric: str, mode: str,
            task: str) -> None:
     """Members leaving the group: their best weights to the CPU (one transfer per tensor) and ``best.pt``."""
     fresh = [(pos, m) for pos, m in members if m.device_best]
     host = best.host() if fresh else None
     for pos, m in fresh:
         net.export(host, pos, m.ref)  # type: ignore[arg-type]
-        m.state.best_weights = _cpu_state(m.ref)
+        m.state.best_weights = cpu_state(m.ref)
         m.device_best = False
     for _, m in members:
         st = m.state
         if m.folder is not None and st.best_weights is not None and st.best_epoch is not None:
-            _atomic_save({"model": st.best_weights, "epoch": st.best_epoch, "metrics": st.best_metrics,
-                          "metric": metric, "mode": mode, "task": task,
-                          "arch": getattr(m.ref, "nbautoml_arch", None)}, m.folder / BEST)
+            save_best(m.folder, st.best_weights, st.best_epoch, st.best_metrics, metric, mode, task,
+                      getattr(m.ref, "nbautoml_arch", None))
 
 
-def epoch_end(active: list[Member], vals: list[dict[str, float]], train_losses: list[float],
+def epoch_end(active: list[FusedMember], vals: list[dict[str, float]], train_losses: list[float],
                shared: dict[str, float], net: FusedNet, fopt: FusedOptimizer, best: BestWeights, metric: str,
                mode: str, task: str, epochs: int, early_stopping: int | None, checkpoint_every: int | None,
                verbose: bool) -> list[int]:
@@ -159,9 +159,9 @@ def epoch_end(active: list[Member], vals: list[dict[str, float]], train_losses: 
                    **{k: v for k, v in vals[pos].items() if k != "val_loss"}}
         metrics_of.append(metrics)
         st.history.append({"epoch": m.epoch, **metrics})
-        better = st.best_epoch is None or _better(metrics[metric], st.best_metrics.get(metric), mode)
-        improved.append(better)
-        if better:
+        is_best = st.best_epoch is None or better(metrics[metric], st.best_metrics.get(metric), mode)
+        improved.append(is_best)
+        if is_best:
             st.best_epoch, st.best_metrics = m.epoch, {**metrics, "epoch": m.epoch}
             m.device_best = True
     best.update(net, improved)
@@ -177,24 +177,19 @@ def epoch_end(active: list[Member], vals: list[dict[str, float]], train_losses: 
         if due and m.folder is not None:
             host = host if host is not None else net.host_copy()
             net.export(host, pos, m.ref)
-            model_state = _cpu_state(m.ref)
+            model_state = cpu_state(m.ref)
             if m.device_best and st.best_epoch != epoch:
                 best_host = best_host if best_host is not None else best.host()
                 net.export(best_host, pos, m.ref)
-                st.best_weights, m.device_best = _cpu_state(m.ref), False
+                st.best_weights, m.device_best = cpu_state(m.ref), False
             elif m.device_best:
                 st.best_weights, m.device_best = model_state, False
             opt_host = opt_host if opt_host is not None else fopt.host_state()
             fopt.export(opt_host, pos, m.opt, net.layout)
             rng_state = m.gen.get_state() if m.gen is not None and m.gen.device.type == "cpu" \
                 else torch.get_rng_state()
-            _atomic_save({"format": _FORMAT, "epoch": epoch, "model": model_state,
-                          "optimizer": m.opt.state_dict(), "schedule": m.sched.state_dict(),
-                          "best_epoch": st.best_epoch, "best_metrics": st.best_metrics,
-                          "best_model": None if st.best_epoch == epoch else st.best_weights,
-                          "history": st.history, "rng": {"torch": rng_state, "cuda": [],
-                                                         "shuffle": m.shuffle.get_state()},
-                          "split_seed": m.split_seed}, m.folder / CHECKPOINT)
+            save_checkpoint(m.folder, st, epoch, model_state, m.opt.state_dict(), m.sched.state_dict(),
+                            {"torch": rng_state, "cuda": [], "shuffle": m.shuffle.get_state()}, m.split_seed)
         trial = m.trial
         if trial is not None and (trial.last_step is None or epoch > trial.last_step):
             trial.report(epoch, **metrics)  # a retried group (after OOM) skips the steps already reported

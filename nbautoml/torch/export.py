@@ -39,6 +39,7 @@ from torch import nn
 
 from nbautoml.torch.compress import _structure
 from nbautoml.torch.data import Preprocessor, TargetEncoder
+from nbautoml.torch.families import family_names
 
 __all__ = ["FORMATS", "Member", "Predictor", "load_model"]
 
@@ -268,6 +269,10 @@ def _load_member(folder: Path, entry: dict[str, Any], format: str) -> Member:
     info = {k: v for k, v in entry.items() if k not in ("arch", "prep", "file")}
     member = Member(arch=arch, prep=int(entry["prep"]), info=info)
     if format == "state_dict":
+        if arch["kind"] not in family_names():
+            raise ValueError(f"{folder}: member {entry['file']} is a {arch['kind']!r} model, a family this process "
+                             f"has not registered (registered: {family_names()}); register it with "
+                             "nbautoml.torch.register_family before load_model")
         module = _structure.rebuild(arch)  # models.build, plus the edits of a compressed member
         _structure.load_state(module, torch.load(file, map_location="cpu", weights_only=True))
         member.module = module.eval()

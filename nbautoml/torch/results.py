@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,43 +26,21 @@ from nbautoml.engine import direction
 from nbautoml.engine.study import Study
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.torch import models
+from nbautoml.torch._fitfolds import PreparedData, fold_dir
+from nbautoml.torch._fitspace import family_of
 from nbautoml.torch.data import Preprocessor, TargetEncoder
 from nbautoml.torch.export import Member, Predictor
+from nbautoml.torch.families import get_family
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from nbautoml.torch.automl import _Prepared
     from nbautoml.torch.compress.report import CompressionReport
 
-__all__ = ["AutoMLResult", "family_of", "fold_dir"]
+__all__ = ["AutoMLResult"]
 
 log = logging.getLogger(__name__)
 _Built = tuple[Trial, list[Member], np.ndarray]  # a rebuilt trial: its fold models and out-of-fold outputs
-
-
-def family_of(params: Mapping[str, Any], kinds: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """(kind, architecture params) of a trial's params (prefixes stripped when several families)."""
-    if len(kinds) == 1:
-        return kinds[0], dict(params)
-    kind = str(params["family"])
-    return kind, {k[len(kind) + 1:]: v for k, v in params.items() if k.startswith(f"{kind}_")}
-
-
-def fold_dir(trial: Trial, f: int) -> Path:
-    """Checkpoint folder of CV fold ``f`` (fold 0 trains under the trial itself)."""
-    assert trial.checkpoint_dir is not None
-    return trial.checkpoint_dir if f == 0 else trial.checkpoint_dir / f"fold-{f}"
-
-
-def describe(kind: str, arch: dict[str, Any]) -> str:
-    """A short architecture label for the leaderboard."""
-    a = models.arch_params(kind, arch)
-    if kind == "mlp":
-        return f"mlp {a['layers']}x{a['units']} {a['shape']} {a['activation']} norm={a['norm']}"
-    if kind in ("cnn1d", "cnn2d"):
-        return f"{kind} {a['blocks']}x{a['channels']}ch k{a['kernel']} {a['pool']} {a['activation']}"
-    return f"{a['cell']} {a['layers']}x{a['hidden']}{' bi' if a['bidirectional'] else ''} {a['readout']}"
 
 
 def _score(metric: str, task: str, out: np.ndarray, y: np.ndarray) -> float:
@@ -83,7 +61,7 @@ def _score(metric: str, task: str, out: np.ndarray, y: np.ndarray) -> float:
 class AutoMLResult:
     """A finished (or running, with ``background=True``) ``fit``: leaderboard, models, predict, export."""
 
-    def __init__(self, study: Study, data: _Prepared, target: TargetEncoder, kinds: tuple[str, ...],
+    def __init__(self, study: Study, data: PreparedData, target: TargetEncoder, kinds: tuple[str, ...],
                  ensemble: int) -> None:
         self.study = study
         self.target = target
@@ -173,13 +151,14 @@ class AutoMLResult:
                 row["std"] = std
                 text = "" if math.isnan(value) else f"{value:.4g}"
                 row["value ± std"] = text if not text or math.isnan(std) else f"{text} ± {std:.2g}"
+            family = get_family(kind)
             try:
-                row["model"] = describe(kind, arch)
-            except ValueError:
+                row["model"] = family.describe(arch)
+            except ValueError:  # a point the family rejects (it failed): its name is all there is to show
                 row["model"] = kind
             row.update({k: t.params.get(k) for k in ("scaler", "select", "optimizer", "lr", "weight_decay",
                                                       "batch_size", "schedule") if k in t.params})
-            row["dropout"] = arch.get("dropout")
+            row.update(family.columns(arch))
             row["epochs"] = len(t.reports)
             best_epoch = t.metrics.get("epoch")
             row["best_epoch"] = None if best_epoch is None else int(best_epoch) + 1

@@ -27,10 +27,7 @@ resident high-water mark (``resource.getrusage().ru_maxrss``, whole process, nev
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import os
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,18 +36,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from nbautoml.engine.direction import better as _better  # which value is better: one rule (engine/direction.py)
-from nbautoml.engine.direction import default_mode as _default_mode
+from nbautoml.engine.direction import better, default_mode
 from nbautoml.engine.trial import Trial, current_trial
 from nbautoml.torch import _fitdata as fd
 from nbautoml.torch._optim import LRSchedule, make_optimizer
+from nbautoml.torch._training_common import (
+    BEST,
+    CHECKPOINT,
+    State,
+    check_common,
+    cpu_state,
+    device_of,
+    fits_on,
+    load_checkpoint,
+    peak_mb,
+    place,
+    positive_int,
+    resume,
+    rng_state,
+    save_best,
+    save_checkpoint,
+)
 
 __all__ = ["BEST", "CHECKPOINT", "TrainResult", "train"]
-
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
-_FORMAT = 1
-log = logging.getLogger(__name__)
 
 
 class TrainResult(dict[str, float]):
@@ -69,84 +77,6 @@ class TrainResult(dict[str, float]):
     def __repr__(self) -> str:
         return f"TrainResult({dict(self)!r}, best_epoch={self.best_epoch}, stopped={self.stopped!r})"
 
-
-def _device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"unknown device {device!r} (use 'auto', 'cpu', 'cuda', 'cuda:1', ...)") from error
-
-
-def _peak_mb(dev: torch.device) -> float:
-    if dev.type == "cuda":
-        return torch.cuda.max_memory_allocated(dev) / 2**20
-    try:
-        import resource
-    except ImportError:
-        return math.nan
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
-
-
-def _check_common(epochs: Any, early_stopping: Any, grad_clip: Any, val_split: Any, mode: Any) -> None:
-    """The options train() and train_fused() share, checked the same way."""
-    _positive_int("epochs", epochs)
-    _positive_int("early_stopping", early_stopping, allow_none=True)
-    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
-        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
-    if not (isinstance(val_split, (int, float)) and 0 < val_split < 1):
-        raise ValueError(f"val_split must be between 0 and 1, got {val_split!r}")
-    if mode is not None and mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-
-
-def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
-
-
-def _atomic_save(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then os.replace: never a torn checkpoint."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _rng_state(shuffle: torch.Generator) -> dict[str, Any]:
-    cuda = list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else []
-    return {"torch": torch.get_rng_state(), "cuda": cuda, "shuffle": shuffle.get_state()}
-
-
-def _set_rng_state(state: Mapping[str, Any], shuffle: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    shuffle.set_state(state["shuffle"])
-    cuda = list(state.get("cuda") or [])
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-
-
-def _place(x: torch.Tensor, dev: torch.device, fits: bool) -> torch.Tensor:
-    return x.to(dev, non_blocking=True) if fits else x.cpu()
-
-
-def _fits(tensors: list[torch.Tensor], dev: torch.device) -> bool:
-    """Whether the whole data set goes to the device (always on CPU; a quarter of free memory on CUDA)."""
-    if dev.type != "cuda":
-        return True
-    size = sum(t.numel() * t.element_size() for t in tensors)
-    free, _ = torch.cuda.mem_get_info(dev)
-    return size < free // 4
 
 
 def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64, optimizer: str = "adam",
@@ -168,14 +98,14 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
     after k epochs without a new best. ``schedule_options`` tunes a schedule (see :mod:`._optim`); ``amp``
     turns bf16 autocast on CUDA off when False. ``task``: "auto" | "classification" | "binary" | "regression".
     """
-    _positive_int("batch_size", batch_size)
-    _check_common(epochs, early_stopping, grad_clip, val_split, mode)
+    positive_int("batch_size", batch_size)
+    check_common(epochs, early_stopping, grad_clip, val_split, mode)
     trial = trial if trial is not None else current_trial()
-    dev = _device(device)
+    dev = device_of(device)
     params = list(model.parameters())
     home = params[0].device if params else torch.device("cpu")
     folder = trial.checkpoint_dir if trial is not None else None
-    ckpt = _load_checkpoint(trial) if trial is not None and trial.resume_step > 0 else None
+    ckpt = load_checkpoint(trial) if trial is not None and trial.resume_step > 0 else None
     # a re-run trial may get another seed (seeds often derive from trial.number): keep the first run's split
     split_seed: int | None = ckpt.get("split_seed", seed) if ckpt is not None else seed
     x, y, explicit_val = fd.unpack(data)
@@ -221,7 +151,7 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
             metric = "val_loss"
     elif metric not in names:
         raise ValueError(f"metric {metric!r} is not reported for {resolved}; choose from {list(names)}")
-    mode = mode or _default_mode(metric)
+    mode = mode or default_mode(metric)
 
     use_amp = amp and dev.type == "cuda" and torch.cuda.is_bf16_supported()
 
@@ -237,18 +167,18 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
     shuffle.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-    state = _State()
+    state = State()
     opt: torch.optim.Optimizer | None = None
     try:
         model.to(dev)
-        fits = _fits([x_tr, y_tr, x_va, y_va], dev)
-        x_tr, y_tr, x_va, y_va = (_place(t, dev, fits) for t in (x_tr, y_tr, x_va, y_va))
+        fits = fits_on([x_tr, y_tr, x_va, y_va], dev)
+        x_tr, y_tr, x_va, y_va = (place(t, dev, fits) for t in (x_tr, y_tr, x_va, y_va))
         opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay,
                              momentum=momentum, fused=dev.type == "cuda" and optimizer in ("adam", "adamw"))
         sched = LRSchedule(opt, schedule, epochs=epochs, steps_per_epoch=steps, warmup_epochs=warmup_epochs,
                            mode=mode, options=schedule_options)
         if trial is not None and ckpt is not None:
-            _resume(trial, ckpt, state, model, opt, sched, shuffle)
+            resume(trial, ckpt, state, model, opt, sched, shuffle)
         for epoch in range(state.start, epochs):
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
@@ -286,24 +216,19 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
             val = evaluator.result()
             seen = n_tr - (1 if drop_last else 0)
             metrics = {"val_loss": val["val_loss"], "train_loss": float(total) / seen,
-                       "epoch_seconds": time.perf_counter() - began, "peak_memory_mb": _peak_mb(dev),
+                       "epoch_seconds": time.perf_counter() - began, "peak_memory_mb": peak_mb(dev),
                        **{k: v for k, v in val.items() if k != "val_loss"}}
             state.history.append({"epoch": epoch, **metrics})
-            if state.best_epoch is None or _better(metrics[metric], state.best_metrics.get(metric), mode):
+            if state.best_epoch is None or better(metrics[metric], state.best_metrics.get(metric), mode):
                 state.best_epoch, state.best_metrics = epoch, {**metrics, "epoch": epoch}
-                state.best_weights = _cpu_state(model)
+                state.best_weights = cpu_state(model)
                 if folder is not None:
-                    _atomic_save({"model": state.best_weights, "epoch": epoch, "metrics": metrics,
-                                  "metric": metric, "mode": mode, "task": resolved,
-                                  "arch": getattr(model, "nbautoml_arch", None)}, folder / BEST)
+                    save_best(folder, state.best_weights, epoch, metrics, metric, mode, resolved,
+                              getattr(model, "nbautoml_arch", None))
             sched.epoch_end(epoch, metrics[metric])
             if folder is not None:
-                _atomic_save({"format": _FORMAT, "epoch": epoch, "model": model.state_dict(),
-                              "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
-                              "best_epoch": state.best_epoch, "best_metrics": state.best_metrics,
-                              "best_model": None if state.best_epoch == epoch else state.best_weights,
-                              "history": state.history, "rng": _rng_state(shuffle),
-                              "split_seed": split_seed}, folder / CHECKPOINT)
+                save_checkpoint(folder, state, epoch, model.state_dict(), opt.state_dict(), sched.state_dict(),
+                                rng_state(shuffle), split_seed)
             if trial is not None:
                 trial.report(epoch, **metrics)
             if verbose:
@@ -327,44 +252,3 @@ def train(model: nn.Module, data: Any, *, epochs: int = 20, batch_size: int = 64
     best_path = folder / BEST if folder is not None and state.best_epoch is not None else None
     return TrainResult(state.best_metrics, model=model, history=state.history, best_epoch=state.best_epoch,
                        stopped=state.stopped, task=resolved, best_path=best_path)
-
-
-class _State:
-    """What the loop carries between epochs and restores from a checkpoint."""
-
-    def __init__(self) -> None:
-        self.start = 0
-        self.history: list[dict[str, float]] = []
-        self.best_epoch: int | None = None
-        self.best_metrics: dict[str, float] = {}
-        self.best_weights: dict[str, torch.Tensor] | None = None
-        self.stopped: str | None = None
-
-
-def _load_checkpoint(trial: Trial) -> dict[str, Any] | None:
-    """The checkpoint a re-run trial continues from, or None (with a warning: it then starts over)."""
-    path = trial.checkpoint_dir / CHECKPOINT if trial.checkpoint_dir is not None else None
-    if path is None or not path.exists():
-        log.warning("trial %d: resume_step=%d but no checkpoint at %s; training from epoch 0", trial.number,
-                    trial.resume_step, path)
-        return None
-    ckpt: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    return ckpt
-
-
-def _resume(trial: Trial, ckpt: Mapping[str, Any], state: _State, model: nn.Module,
-            opt: torch.optim.Optimizer, sched: LRSchedule, shuffle: torch.Generator) -> None:
-    """Continue after the checkpoint's epoch; re-report epochs it holds that the trial lacks."""
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    sched.load_state_dict(ckpt["schedule"])
-    _set_rng_state(ckpt["rng"], shuffle)
-    state.history = [dict(entry) for entry in ckpt["history"]]
-    state.best_epoch, state.best_metrics = ckpt["best_epoch"], dict(ckpt["best_metrics"])
-    state.best_weights = ckpt["best_model"] if ckpt["best_model"] is not None else _cpu_state(model)
-    state.start = int(ckpt["epoch"]) + 1
-    if state.start < trial.resume_step:
-        log.warning("trial %d: checkpoint ends at epoch %d, resume_step is %d; re-running epochs %d..%d",
-                    trial.number, state.start - 1, trial.resume_step, state.start, trial.resume_step - 1)
-    for entry in state.history[trial.resume_step:state.start]:  # checkpointed, never journaled: report now
-        trial.report(int(entry["epoch"]), **{k: v for k, v in entry.items() if k != "epoch"})

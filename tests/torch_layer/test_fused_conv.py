@@ -15,8 +15,7 @@ import nbautoml as na
 from nbautoml.engine.trial import Trial, TrialState
 from nbautoml.torch import _fitdata as fd
 from nbautoml.torch import _fused_conv as fc
-from nbautoml.torch import fused as fused_module
-from nbautoml.torch import models
+from nbautoml.torch import _fused_train, models
 from nbautoml.torch._fused_layers import FusedNet, FusedOptimizer, member_losses
 from nbautoml.torch.fused import batch_objective, structural, train_fused
 from nbautoml.torch.train import BEST, CHECKPOINT, train
@@ -232,7 +231,7 @@ def test_a_study_with_a_cnn_batch_objective_trains_fused_groups(monkeypatch: pyt
             built.append(len(refs))
             super().__init__(refs, *args, **kw)
 
-    monkeypatch.setattr(fused_module, "FusedNet", Counting)
+    monkeypatch.setattr(_fused_train, "FusedNet", Counting)
     space = na.Space(lr=na.Real(1e-3, 3e-2, log=True), dropout=na.Real(0.0, 0.3), channels=na.Choice([4, 6]))
     defaults = {"blocks": 2, "norm": "layer", "residual": True}
     study = na.Study("fused-cnn", space, metric="val_acc", sampler="random", seed=0, storage=":memory:")

@@ -1,4 +1,5 @@
-"""nbautoml.torch.models: every family builds and runs for its layout, every space param is honoured."""
+"""nbautoml.torch.models and the built-in families: each builds and runs for its layout, every space param is
+honoured."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import torch
 from torch import nn
 
 from nbautoml.space import Space
-from nbautoml.torch import cnn, gru, mlp, models
-from nbautoml.torch.models import ACTIVATIONS, DEFAULTS, KINDS, RecurrentNet, arch_params, build, space
+from nbautoml.torch import cnn, get_family, gru, mlp, models
+from nbautoml.torch.models import ACTIVATIONS, RecurrentNet, arch_params, build, space
 
 SHAPES: dict[str, tuple[int, ...]] = {"mlp": (12,), "cnn1d": (3, 20), "cnn2d": (1, 8, 8), "gru": (3, 12)}
+KINDS = tuple(SHAPES)  # the built-in families
 
 
 def arch_of(model: nn.Module) -> dict[str, Any]:
@@ -55,7 +57,7 @@ def check_common(model: nn.Module, p: dict[str, Any]) -> None:
         "batch": nn.modules.batchnorm._BatchNorm, "layer": (nn.LayerNorm, nn.GroupNorm)}
     for name, cls in norms.items():
         assert has(model, cls) == (p["norm"] == name), p
-    assert any(type(m).__name__ == "_Residual" for m in model.modules()) == p["residual"]
+    assert any(type(m).__name__ == "Residual" for m in model.modules()) == p["residual"]
 
 
 def check_mlp(model: nn.Module, p: dict[str, Any], n_out: int) -> None:
@@ -94,8 +96,10 @@ def check_gru(model: nn.Module, p: dict[str, Any]) -> None:
 def test_space_names_are_the_family_params(kind: str) -> None:
     sp = space(kind, SHAPES[kind], 3)
     assert isinstance(sp, Space)
-    assert set(sp.names) == set(DEFAULTS[kind])
-    assert all(sp[name].contains(DEFAULTS[kind][name]) for name in sp.names)  # defaults lie inside
+    defaults = get_family(kind).defaults
+    assert set(sp.names) == set(defaults)
+    assert all(sp[name].contains(defaults[name]) for name in sp.names)  # defaults lie inside
+    assert all(sp[name].contains(value) for name, value in get_family(kind).start.items())  # so does the start
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -136,7 +140,7 @@ def test_all_norms_and_residual_in_every_family(norm: str, residual: bool) -> No
 
 def test_build_fills_defaults_and_ignores_other_keys() -> None:
     model = build("mlp", {"lr": 0.1, "batch_size": 32}, (5,), 2)
-    assert arch_of(model)["params"] == DEFAULTS["mlp"]
+    assert arch_of(model)["params"] == get_family("mlp").defaults
     assert linear_widths(model) == [128, 128, 2]
 
 

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from nbautoml.torch import models
-from nbautoml.torch.models import _Residual
+from nbautoml.torch.families._blocks import Residual
 
 __all__ = ["Stage", "apply_quantization", "rebuild", "shrink", "slim", "stages"]
 
@@ -48,7 +48,7 @@ class Stage:
     holder: nn.Sequential  # the Sequential whose index ``main_at`` holds ``main``
     main_at: int
     norm_at: int | None  # index of the norm module in ``holder`` (None: no norm)
-    skip_owner: _Residual | None  # the residual wrapper, when the stage has a skip
+    skip_owner: Residual | None  # the residual wrapper, when the stage has a skip
     tied: bool  # an identity skip ties the stage's width to its input: cannot prune
 
     @property
@@ -69,8 +69,8 @@ def stages(net: nn.Module) -> list[Stage]:
         return []
     found = []
     for block in net:
-        owner = block if isinstance(block, _Residual) else None
-        body = block.body if isinstance(block, _Residual) else block
+        owner = block if isinstance(block, Residual) else None
+        body = block.body if isinstance(block, Residual) else block
         if not isinstance(body, nn.Sequential) or not len(body):
             continue
         if not isinstance(body[0], (nn.Linear, nn.Conv1d, nn.Conv2d)):

@@ -32,9 +32,10 @@ from nbautoml.torch.train import train
 __all__ = ["distill", "prune", "quantize", "quantize_kind"]
 
 
-def quantize_kind(kind: str) -> str:
-    """The quantization that pays for a family: static for CNNs, dynamic for MLPs and recurrent nets."""
-    return "static" if kind.startswith("cnn") else "dynamic"
+def quantize_kind(module: nn.Module) -> str:
+    """The quantization that pays for a network: static for one with convolutions (CNNs), dynamic for the others
+    (MLPs and recurrent nets), whatever family built it."""
+    return "static" if any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules()) else "dynamic"
 
 
 def _edits(member: Member) -> dict[str, Any]:
@@ -50,8 +51,8 @@ def quantize(member: Member, x_calibration: np.ndarray, how: str = "auto") -> Me
     """The member in int8 (``how``: "auto", "dynamic" or "static"), batch norms folded first."""
     if _edits(member).get("quantize"):
         raise ValueError("this member is already quantized")
-    how = quantize_kind(member.arch["kind"]) if how == "auto" else how
     assert member.module is not None
+    how = quantize_kind(member.module) if how == "auto" else how
     net = copy.deepcopy(member.module).cpu().eval()
     _structure.slim(net)
     calibration = torch.from_numpy(np.ascontiguousarray(x_calibration[:512], dtype=np.float32))
