@@ -10,7 +10,6 @@ print — the same lines a newcomer reads.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -30,21 +29,27 @@ CELL_TIMEOUT = 600
 
 
 # ---- stored notebooks (fast) -----------------------------------------------------------------------------
-def _builder() -> Any:
-    spec = importlib.util.spec_from_file_location("nbautoml_notebooks_build", NOTEBOOKS / "_build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_every_notebook_is_a_pair() -> None:
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.py")) == NAMES  # one percent file per notebook, no other
+    config = (NOTEBOOKS / "jupytext.toml").read_text(encoding="utf-8")
+    assert 'formats = "ipynb,py:percent"' in config
 
 
-def test_every_notebook_is_built_and_up_to_date() -> None:
-    builder = _builder()
-    assert sorted(builder.NOTEBOOKS) == NAMES
-    for name in NAMES:
-        path = NOTEBOOKS / f"{name}.ipynb"
-        assert path.read_text(encoding="utf-8") == builder.render(name), (
-            f"{path.name} differs from notebooks/_build.py: run `python notebooks/_build.py` and commit both")
+@pytest.mark.parametrize("name", NAMES)
+def test_the_pair_is_in_sync(name: str) -> None:
+    """The stored .ipynb is exactly what ``jupytext --sync`` makes of the .py (the .ipynb keeps its cell ids and
+    notebook metadata, which the .py leaves out)."""
+    import jupytext
+    from jupytext.combine import combine_inputs_with_outputs
+
+    source = jupytext.read(NOTEBOOKS / f"{name}.py", fmt="py:percent")
+    stored_text = (NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8")
+    stored = nbformat.reads(stored_text, as_version=4)
+    synced = jupytext.writes(combine_inputs_with_outputs(source, stored, fmt="py:percent"), fmt="ipynb")
+    assert synced.rstrip("\n") == stored_text.rstrip("\n"), (
+        f"{name}.ipynb and {name}.py differ: run `jupytext --sync notebooks/{name}.py` (or the .ipynb, whichever "
+        "you edited) and commit both")
 
 
 @pytest.mark.parametrize("name", NAMES)
