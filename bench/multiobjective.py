@@ -106,8 +106,6 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("nbautoml").setLevel(logging.WARNING)
     methods = [m for m in args.methods.split(",") if m]
-    if "nbautoml-parego" in methods and "parego" not in na.sampler_names():
-        methods.remove("nbautoml-parego")
     scores: dict[tuple[str, str], list[float]] = {}
     seconds: dict[tuple[str, str], list[float]] = {}
     load_before = os.getloadavg()
