@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 
 from nbautoml.engine.pareto import crowding_distance, nondominated_sort, violation
-from nbautoml.engine.samplers.base import Params
-from nbautoml.engine.samplers.random import point_key
+from nbautoml.engine.samplers.base import Params, point_key
 from nbautoml.space import Choice, Dimension, Int, Space, SpaceError
 
 __all__ = ["EvolutionSampler"]

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from nbautoml.engine.pareto import hypervolume, pareto_front
-from nbautoml.engine.samplers.base import make_sampler
+from nbautoml.engine.registry import make_sampler
+from nbautoml.engine.samplers.base import point_key
 from nbautoml.engine.samplers.evolution import EvolutionSampler
-from nbautoml.engine.samplers.random import RandomSampler, point_key
+from nbautoml.engine.samplers.random import RandomSampler
 from nbautoml.space import Choice, Int, Real, Space
 
 SPHERE = Space({f"x{i}": Real(-5.0, 5.0) for i in range(4)})
