@@ -13,7 +13,8 @@ crossover (SBX, eta 15) and polynomial mutation (eta 20, each dimension with pro
 the NSGA-II defaults that Optuna and pymoo also use; a Choice is inherited from either parent and mutated by a
 fresh draw. Conditional spaces: the child is built dimension by dimension in space order and gets only the
 parameters active under its own choices; a parameter neither parent had (it was inactive for both) is drawn
-fresh. Points told or pending are never proposed again.
+fresh. Points told or pending are never proposed again; when a small finite space is nearly covered the free
+points come from random search's enumeration, and a covered space gives fewer points, finally none.
 
 Values: a float (one objective) or a sequence of floats (several), every one to MINIMISE, None for a failed
 trial (remembered so it is not repeated, never selected). ``constraints`` (a sequence, feasible when all
@@ -31,6 +32,7 @@ import numpy as np
 
 from nbautoml.engine.pareto import crowding_distance, nondominated_sort, violation
 from nbautoml.engine.samplers.base import Params, point_key
+from nbautoml.engine.samplers.random import RandomSampler
 from nbautoml.space import Choice, Dimension, Int, Space, SpaceError
 
 __all__ = ["EvolutionSampler"]
@@ -126,6 +128,8 @@ class EvolutionSampler:
         self._entropy = seed if seed is not None else int(np.random.SeedSequence().entropy % (2**63))  # type: ignore[operator]
         self._members: list[_Member] = []
         self._told: set[str] = set()
+        self._told_points: list[Params] = []
+        self._fallback = RandomSampler(space, seed=seed)
         self._objectives: int | None = None
         self._elite: tuple[list[_Member], np.ndarray, np.ndarray] | None = None  # cached until the next tell
 
@@ -135,6 +139,8 @@ class EvolutionSampler:
         point = self.space.project(params)
         if point is None:
             return
+        if point_key(point) not in self._told:
+            self._told_points.append(point)
         self._told.add(point_key(point))
         if value is None:
             return
@@ -202,6 +208,11 @@ class EvolutionSampler:
                 child = self._random(seen, rng)
             else:
                 child = self._offspring(seen, rng)
+            if point_key(child) in seen:  # a crowded finite space: enumerate what is left
+                free = self._fallback.ask(1, pending=[*self._told_points, *pending, *out])
+                if not free:
+                    break
+                child = free[0]
             seen.add(point_key(child))
             out.append(child)
         return out
