@@ -91,8 +91,8 @@ METHODS: dict[str, Callable[[str, int, int], list[tuple[float, float]]]] = {
     "nbautoml-evolution": lambda p, s, e: run_nbautoml("evolution", p, s, e),
     "nbautoml-parego": lambda p, s, e: run_nbautoml("parego", p, s, e),
     "nbautoml-random": lambda p, s, e: run_nbautoml("random", p, s, e),
-    "optuna-nsga2 (pop 50, default)": lambda p, s, e: run_optuna("nsga2-50", p, s, e),
-    "optuna-nsga2 (pop 20)": lambda p, s, e: run_optuna("nsga2-20", p, s, e),
+    "optuna-nsga2-pop50": lambda p, s, e: run_optuna("nsga2-50", p, s, e),
+    "optuna-nsga2-pop20": lambda p, s, e: run_optuna("nsga2-20", p, s, e),
     "optuna-tpe": lambda p, s, e: run_optuna("tpe", p, s, e),
 }
 

@@ -245,8 +245,9 @@ class TrialBook:
 
     def _observation(self, sampler: Sampler, params: dict[str, Any], trial: Trial,
                      pruned: PrunedValues | None = None) -> tuple[Any, ...]:
-        """What ``tell`` gets: constraint values go only to samplers that take several objectives / constraints."""
-        if getattr(sampler, "multi_objective", False):
+        """What ``tell`` gets: constraint values go only to samplers that take several objectives / constraints,
+        and only when there are some (so a one-objective sampler of one's own keeps its two-argument ``tell``)."""
+        if getattr(sampler, "multi_objective", False) and (self.objectives.multi or trial.constraints is not None):
             return (params, self._loss(trial, pruned), trial.constraints)
         return (params, self._loss(trial, pruned))
 
