@@ -7,6 +7,13 @@ Dimensions check their arguments lazily: ``Space(lr=Real(1, 0))`` raises a :clas
 Values are normalised on the way in: an ``Int`` gives Python ints, a ``Real`` floats, a ``Choice`` the option
 itself. Spaces round-trip through JSON (the journal stores them) and compare with :meth:`Space.diff`, which is
 how an edited search space becomes a new space version.
+
+Conditional parameters: any dimension may take ``when={"family": "cnn1d"}`` (or a list of values,
+``when={"family": ["cnn1d", "gru"]}``; several keys must all hold). It is *active* only when every named parent
+is active and has one of those values; params hold the active dimensions only. An absent inactive parameter is
+not missing: :meth:`Space.contains` accepts it, :meth:`Space.sample` never draws it, and a value given for it
+is dropped by :meth:`Space.project` (it had no effect). A parent must come before its children and be a Choice
+or an Int, so that "has one of those values" is an exact test.
 """
 
 from __future__ import annotations
@@ -54,11 +61,30 @@ class Dimension:
 
     kind: str = ""
     _unknown: dict[str, object]
+    when: dict[str, list[Any]] | None = None
+
+    def _set_when(self, when: Mapping[str, Any] | None) -> None:
+        if when is None:
+            self.when = None
+        elif isinstance(when, Mapping) and when:
+            self.when = {
+                str(key): list(value) if isinstance(value, (list, tuple)) else [value] for key, value in when.items()
+            }
+        else:
+            self._unknown = {**self._unknown, "when": when}  # reported by problems() with the parameter's name
+
+    def _when_json(self) -> dict[str, Any]:
+        return {"when": self.when} if self.when else {}
+
+    def _when_repr(self) -> str:
+        return f", when={self.when!r}" if self.when else ""
 
     def problems(self) -> list[str]:
         """What is wrong with this dimension's arguments (empty when valid)."""
         return [
-            f"unknown keyword {key!r} ({type(self).__name__} takes {self._signature()})" for key in self._unknown
+            f"when= must be a non-empty dict of parent name -> value(s), got {value!r}" if key == "when"
+            else f"unknown keyword {key!r} ({type(self).__name__} takes {self._signature()}, when)"
+            for key, value in self._unknown.items()
         ]
 
     def _signature(self) -> str:
@@ -85,12 +111,13 @@ class Dimension:
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> Dimension:
         kind = data.get("type")
+        when = data.get("when")
         if kind == "real":
-            return Real(data["low"], data["high"], log=bool(data.get("log", False)))
+            return Real(data["low"], data["high"], log=bool(data.get("log", False)), when=when)
         if kind == "int":
-            return Int(data["low"], data["high"], log=bool(data.get("log", False)))
+            return Int(data["low"], data["high"], log=bool(data.get("log", False)), when=when)
         if kind == "choice":
-            return Choice(list(data["options"]))
+            return Choice(list(data["options"]), when=when)
         raise SpaceError(f"unknown dimension type {kind!r} in {dict(data)!r}")
 
     def __eq__(self, other: object) -> bool:
@@ -101,11 +128,14 @@ class Dimension:
 
 
 class _Bounded(Dimension):
-    def __init__(self, low: Any, high: Any, log: bool = False, **unknown: object) -> None:
+    def __init__(
+        self, low: Any, high: Any, log: bool = False, *, when: Mapping[str, Any] | None = None, **unknown: object
+    ) -> None:
         self.low = low
         self.high = high
         self.log = log
         self._unknown = unknown
+        self._set_when(when)
 
     def problems(self) -> list[str]:
         found = super().problems()
@@ -130,7 +160,7 @@ class _Bounded(Dimension):
 
     def __repr__(self) -> str:
         log = ", log=True" if self.log else ""
-        return f"{type(self).__name__}({self.low!r}, {self.high!r}{log})"
+        return f"{type(self).__name__}({self.low!r}, {self.high!r}{log}{self._when_repr()})"
 
 
 class Real(_Bounded):
@@ -156,7 +186,8 @@ class Real(_Bounded):
         return min(max(value, low), high)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "real", "low": float(self.low), "high": float(self.high), "log": bool(self.log)}
+        return {"type": "real", "low": float(self.low), "high": float(self.high), "log": bool(self.log),
+                **self._when_json()}
 
 
 class Int(_Bounded):
@@ -195,7 +226,8 @@ class Int(_Bounded):
         return min(max(value, low), high)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "int", "low": int(self.low), "high": int(self.high), "log": bool(self.log)}
+        return {"type": "int", "low": int(self.low), "high": int(self.high), "log": bool(self.log),
+                **self._when_json()}
 
 
 def _short(value: object) -> str:
@@ -214,9 +246,10 @@ class Choice(Dimension):
 
     kind = "choice"
 
-    def __init__(self, options: Sequence[Any], **unknown: object) -> None:
+    def __init__(self, options: Sequence[Any], *, when: Mapping[str, Any] | None = None, **unknown: object) -> None:
         self.options = list(options) if isinstance(options, (list, tuple)) else options
         self._unknown = unknown
+        self._set_when(when)
 
     def _signature(self) -> str:
         return "options"
@@ -265,10 +298,10 @@ class Choice(Dimension):
         return self.options[int(rng.integers(len(self.options)))]
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "choice", "options": list(self.options)}
+        return {"type": "choice", "options": list(self.options), **self._when_json()}
 
     def __repr__(self) -> str:
-        return f"Choice({self.options!r})"
+        return f"Choice({self.options!r}{self._when_repr()})"
 
 
 @dataclass(frozen=True)
@@ -316,6 +349,53 @@ class Space(Mapping[str, Dimension]):
                 )
             dim.validate(name)
         self._dims = merged
+        self._check_conditions()
+
+    def _check_conditions(self) -> None:
+        seen: list[str] = []
+        for name, dim in self._dims.items():
+            for parent, values in (dim.when or {}).items():
+                if parent not in self._dims:
+                    raise SpaceError(f"parameter {name!r}: when= names {parent!r}, which is not in the space")
+                if parent not in seen:
+                    raise SpaceError(f"parameter {name!r}: its parent {parent!r} must come before it")
+                parent_dim = self._dims[parent]
+                if not isinstance(parent_dim, (Choice, Int)):
+                    raise SpaceError(f"parameter {name!r}: parent {parent!r} must be a Choice or an Int")
+                outside = [value for value in values if not parent_dim.contains(value)]
+                if outside:
+                    raise SpaceError(f"parameter {name!r}: when={parent!r} value {outside[0]!r} is outside "
+                                     f"{parent_dim!r}")
+            seen.append(name)
+
+    @property
+    def conditional(self) -> bool:
+        """True when some dimension has a ``when=`` condition."""
+        return any(dim.when for dim in self._dims.values())
+
+    def is_active(self, name: str, params: Mapping[str, Any]) -> bool:
+        """Whether ``name`` applies given ``params`` (its parents present, active and holding one of its values)."""
+        when = self._dims[name].when
+        if not when:
+            return True
+        for parent, values in when.items():
+            if parent not in params or not self.is_active(parent, params):
+                return False
+            if not any(_canonical(params[parent]) == _canonical(value) for value in values):
+                return False
+        return True
+
+    def active_names(self, params: Mapping[str, Any]) -> list[str]:
+        """The dimensions that apply under ``params``' choices, in space order."""
+        return [name for name in self._dims if self.is_active(name, params)]
+
+    def _restrict(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with the inactive (ineffective) entries dropped, checked dimension by dimension in order."""
+        out: dict[str, Any] = {}
+        for name in self._dims:
+            if name in params and self.is_active(name, out):
+                out[name] = params[name]
+        return out
 
     def __getitem__(self, name: str) -> Dimension:
         return self._dims[name]
@@ -341,17 +421,24 @@ class Space(Mapping[str, Dimension]):
         return list(self._dims)
 
     def contains(self, params: Mapping[str, Any]) -> bool:
-        """True when ``params`` has exactly this space's names and every value lies inside."""
-        return set(params) == set(self._dims) and all(dim.contains(params[n]) for n, dim in self._dims.items())
+        """True when ``params`` has exactly the active names (all of them, if none is conditional), each inside."""
+        if not set(params) <= set(self._dims):
+            return False
+        if not all(self._dims[name].contains(value) for name, value in params.items()):
+            return False
+        return set(params) == set(self.active_names(params))
 
     def project(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """``params`` restricted to this space when every dimension's value is present and inside, else None.
 
         Extra keys (a dimension since removed) are dropped: the history of a removed dimension is still
         informative about the ones that remain. A missing key (a dimension since added) makes it None.
+        Inactive dimensions are neither needed nor kept.
         """
         out: dict[str, Any] = {}
         for name, dim in self._dims.items():
+            if not self.is_active(name, out):
+                continue
             if name not in params or not dim.contains(params[name]):
                 return None
             out[name] = dim.normalise(params[name])
@@ -359,12 +446,17 @@ class Space(Mapping[str, Dimension]):
 
     def normalise(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Canonical values for a full set of params; SpaceError naming the first bad one."""
-        missing = [name for name in self._dims if name not in params]
-        extra = [name for name in params if name not in self._dims]
+        active = self.active_names(params)
+        missing = [name for name in active if name not in params]
+        extra = [name for name in params if name not in active]
         if missing or extra:
-            raise SpaceError(f"params do not match the space: missing {missing}, unknown {extra}")
+            inactive = [name for name in extra if name in self._dims]
+            unknown = [name for name in extra if name not in self._dims]
+            raise SpaceError(f"params do not match the space: missing {missing}, unknown {unknown}"
+                             + (f", inactive under these choices {inactive}" if inactive else ""))
         out: dict[str, Any] = {}
-        for name, dim in self._dims.items():
+        for name in active:
+            dim = self._dims[name]
             try:
                 out[name] = dim.normalise(params[name])
             except SpaceError as error:
@@ -372,8 +464,16 @@ class Space(Mapping[str, Dimension]):
         return out
 
     def sample(self, rng: np.random.Generator | int | None = None, n: int = 1) -> list[dict[str, Any]]:
+        """``n`` random points; a conditional dimension is drawn only when it is active under earlier draws."""
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        return [{name: dim.sample(generator) for name, dim in self._dims.items()} for _ in range(n)]
+        points = []
+        for _ in range(n):
+            point: dict[str, Any] = {}
+            for name, dim in self._dims.items():
+                if self.is_active(name, point):
+                    point[name] = dim.sample(generator)
+            points.append(point)
+        return points
 
     def diff(self, other: Space) -> SpaceDiff:
         """How ``other`` differs from this space (added / removed / changed dimensions)."""

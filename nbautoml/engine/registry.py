@@ -152,11 +152,25 @@ def _grid(space: Space, seed: int | None = None, **options: Any) -> Sampler:
     return GridSampler(space, seed=seed, **options)
 
 
+def _evolution(space: Space, seed: int | None = None, **options: Any) -> Sampler:
+    from nbautoml.engine.samplers.evolution import EvolutionSampler
+
+    return EvolutionSampler(space, seed=seed, **options)
+
+
+def _parego(space: Space, seed: int | None = None, **options: Any) -> Sampler:
+    from nbautoml.engine.samplers.parego import ParEGOSampler
+
+    return ParEGOSampler(space, seed=seed, **options)
+
+
 register_sampler("bayes", _bayes("gp"))  # bayes = a Gaussian-process surrogate
 for _estimator in ("gp", "rf", "et"):
     register_sampler(_estimator, _bayes(_estimator))
 register_sampler("random", _random)
 register_sampler("grid", _grid)
+register_sampler("evolution", _evolution)
+register_sampler("parego", _parego)
 register_scheduler("asha", ASHA)
 register_scheduler("median", MedianStopping)
 register_scheduler("hyperband", Hyperband)

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nbautoml.engine import direction
 from nbautoml.engine.durations import seconds
+from nbautoml.engine.objectives import Objectives
 from nbautoml.engine.registry import journal_name, make_scheduler
 from nbautoml.engine.runners import start
 from nbautoml.engine.samplers.base import Sampler
@@ -36,6 +36,11 @@ from nbautoml.space import Space, SpaceDiff, SpaceError
 __all__ = ["Study", "StudyState", "set_frontend"]
 
 log = logging.getLogger(__name__)
+
+def _one(items: list[str]) -> str | list[str]:
+    """A one-element list as its element (so messages about one objective read as they always did)."""
+    return items[0] if len(items) == 1 else items
+
 
 FrontendFactory = Callable[["Study", bool], Any]
 _frontend: FrontendFactory | None = None
@@ -60,8 +65,9 @@ class Study(TrialBook):
         name: str,
         space: Space | None = None,
         *,
-        metric: str | None = None,
-        mode: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        mode: str | Sequence[str] | None = None,
+        constraints: Sequence[str] | None = None,
         sampler: str | Sampler | None = None,
         scheduler: str | Scheduler | Mapping[str, Any] | None = None,
         storage: str | os.PathLike[str] | Storage = "auto",
@@ -75,8 +81,7 @@ class Study(TrialBook):
             raise ValueError("Study(name=...) is required: a non-empty string names the study and its journal")
         if space is not None and not isinstance(space, Space):
             raise TypeError(f"space must be a nbautoml.Space, got {type(space).__name__}")
-        if mode is not None:
-            direction.check_mode(mode)
+        given = Objectives.resolve(metric, mode, constraints)  # validated before anything is read or written
         if max_failures < 1:
             raise ValueError(f"max_failures must be >= 1, got {max_failures}")
         sampler_name = journal_name(sampler) if sampler is not None else None  # refused before anything is written
@@ -95,14 +100,14 @@ class Study(TrialBook):
         self._started_at: float | None = None
         if sampler is not None and not isinstance(sampler, str):
             self._sampler_instance = sampler
-        self._open(space, metric, mode, sampler_name, scheduler, scheduler_obj, seed)
+        self._open(space, given, (metric, mode, constraints), sampler_name, scheduler, scheduler_obj, seed)
 
     # ---- opening / replaying ---------------------------------------------------------------------------
     def _open(
         self,
         space: Space | None,
-        metric: str | None,
-        mode: str | None,
+        given: Objectives,
+        asked: tuple[Any, Any, Any],
         sampler_name: str | None,
         scheduler: str | Scheduler | Mapping[str, Any] | None,
         scheduler_obj: Scheduler | None,
@@ -111,25 +116,32 @@ class Study(TrialBook):
         meta = self._replayed.meta
         scheduler_json = scheduler_obj.to_json() if scheduler_obj is not None else None
         if meta is None:  # created under the storage's lock, unless another writer just created it
-            first_metric = metric or "value"
             record, before = self.storage.append_next(lambda tail: None if tail.study is not None else make_record(
-                "study", name=self.name, metric=first_metric, mode=mode or direction.default_mode(first_metric),
-                sampler=sampler_name or "bayes", seed=seed, scheduler=scheduler_json,
+                "study", name=self.name, **given.to_json(), sampler=sampler_name or "bayes", seed=seed,
+                scheduler=scheduler_json,
             ))
             replay(before, into=self._replayed)
             meta = self._replayed.meta
         if meta is None:
             assert record is not None
-            self.metric, self.mode = record["metric"], record["mode"]
+            self.objectives = given
+            self.metric, self.mode = given.metrics[0], given.modes[0]
             self.sampler_name, self.seed = record["sampler"], seed
             replay([record], into=self._replayed)
         else:
-            self.metric, self.mode = str(meta["metric"]), str(meta["mode"])
-            for label, given, stored in (("metric", metric, self.metric), ("mode", mode, self.mode)):
-                if given is not None and given != stored:
+            stored = Objectives.resolve(meta["metric"], meta["mode"], meta.get("constraints"))
+            self.objectives = stored
+            self.metric, self.mode = stored.metrics[0], stored.modes[0]
+            for label, was_given, wanted, had in (
+                ("metric", asked[0] is not None, list(given.metrics), list(stored.metrics)),
+                ("mode", asked[1] is not None, list(given.modes), list(stored.modes)),
+                ("constraints", bool(asked[2]), [c.text for c in given.constraints],
+                 [c.text for c in stored.constraints]),
+            ):
+                if was_given and wanted != had:
                     raise ValueError(
-                        f"study {self.name!r} optimises {label}={stored!r}, not {given!r}: its history cannot be "
-                        f"compared; use fresh=True (the old journal is kept aside) or another name"
+                        f"study {self.name!r} optimises {label}={_one(had)!r}, not {_one(wanted)!r}: its history "
+                        f"cannot be compared; use fresh=True (the old journal is kept aside) or another name"
                     )
             settings = self._replayed.settings
             changes: dict[str, Any] = {}
@@ -198,7 +210,10 @@ class Study(TrialBook):
         return end - self._started_at
 
     def __repr__(self) -> str:
-        best = "" if self.best_value is None else f", best={self.best_value:.6g}"
+        if self.objectives.multi:
+            best = f", pareto={len(self.best_trials)}"
+        else:
+            best = "" if self.best_value is None else f", best={self.best_value:.6g}"
         return f"Study(name={self.name!r}, state={self.state.value}, trials={self.n_finished}{best})"
 
     # ---- running ---------------------------------------------------------------------------------------

@@ -91,7 +91,9 @@ class Trial:
         self.metric = metric  # the study's objective metric and direction, for training loops that keep
         self.mode = mode  # the best epoch (nbautoml.torch.train)
         self.reports: list[Report] = []
-        self.value: float | None = None
+        self.value: float | None = None  # None for a study of several objectives: see ``values``
+        self.values: dict[str, float] | None = None  # every objective's value, in the study's metric order
+        self.constraints: list[float] | None = None  # constraint values (feasible when all <= 0)
         self.metrics: dict[str, float] = {}
         self.reason: str | None = None
         self.traceback: str | None = None  # a failed trial's traceback (this process only, not journaled)
@@ -170,6 +172,11 @@ class Trial:
         return direction.best((v for _, v in self.history(metric)), mode)
 
     @property
+    def feasible(self) -> bool:
+        """True unless a constraint value is above 0 (a trial without constraints is feasible)."""
+        return not self.constraints or all(c <= 0.0 for c in self.constraints)
+
+    @property
     def duration(self) -> float | None:
         if self.started_at is None:
             return None
@@ -178,6 +185,8 @@ class Trial:
 
     def __repr__(self) -> str:
         value = "" if self.value is None else f", value={self.value:.6g}"
+        if self.value is None and self.values:
+            value = ", values={" + ", ".join(f"{k}: {v:.6g}" for k, v in self.values.items()) + "}"
         return f"Trial(number={self.number}, state={self.state.value}{value}, params={self.params})"
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbautoml.engine import direction
+from nbautoml.engine.objectives import Objectives
 from nbautoml.engine.registry import make_sampler, sampler_names
 from nbautoml.engine.samplers.base import Sampler
 from nbautoml.engine.schedulers import Scheduler
@@ -74,7 +75,8 @@ class TrialBook:
         self.max_failures = max_failures
         self.keep_checkpoints = keep_checkpoints
         self.message = ""
-        self.metric = "value"
+        self.objectives = Objectives.resolve(None, None)  # the study sets its own when it opens
+        self.metric = "value"  # the first (usually the only) objective's metric and mode
         self.mode = "min"
         self.seed: int | None = None
         self.sampler_name = "bayes"
@@ -126,14 +128,28 @@ class TrialBook:
             return sum(1 for t in self._trials.values() if t.state.finished)
 
     def ranked_trials(self) -> list[Trial]:
-        """COMPLETE trials with a finite value, best first (ties: the lower number)."""
-        complete = [t for t in self.trials if t.state is TrialState.COMPLETE]
-        return direction.ranked(complete, self.mode, lambda t: t.value)
+        """COMPLETE trials with values, best first: feasible ones first; several objectives by non-domination
+        rank (the Pareto front first); ties: the lower number."""
+        return self.objectives.ranked(self.trials)
 
     @property
     def best_trial(self) -> Trial | None:
+        """The best feasible COMPLETE trial; a study of several objectives has ``best_trials`` instead."""
+        if self.objectives.multi:
+            raise ValueError(
+                f"study {self.name!r} has several objectives {list(self.objectives.metrics)}: there is no single "
+                f"best trial; use study.best_trials (the Pareto front)"
+            )
         ranked = self.ranked_trials()
-        return ranked[0] if ranked else None
+        return ranked[0] if ranked and ranked[0].feasible else None
+
+    @property
+    def best_trials(self) -> list[Trial]:
+        """The Pareto front of the feasible COMPLETE trials, by number (``[best_trial]`` for one objective)."""
+        if not self.objectives.multi:
+            best = self.best_trial
+            return [best] if best is not None else []
+        return self.objectives.front(self.trials)
 
     @property
     def best_value(self) -> float | None:
@@ -167,6 +183,10 @@ class TrialBook:
                 "resumed_from": trial.resumed_from,
                 "space_version": trial.space_version,
             }
+            if self.objectives.multi:
+                row.update({f"values_{k}": (trial.values or {}).get(k) for k in self.objectives.metrics})
+            if self.objectives.constraints or trial.constraints:
+                row["feasible"] = trial.feasible if trial.state is TrialState.COMPLETE else None
             row.update({f"params_{k}": v for k, v in trial.params.items()})
             row.update({f"metrics_{k}": v for k, v in trial.metrics.items()})
             rows.append(row)
@@ -197,22 +217,39 @@ class TrialBook:
                     )
                 else:
                     sampler = make_sampler(self.sampler_name, space, seed=self.seed, **self._sampler_options)
+                if self.objectives.multi and not getattr(sampler, "multi_objective", False):
+                    raise ValueError(
+                        f"sampler {self.sampler_name!r} optimises one objective; study {self.name!r} has "
+                        f"{len(self.objectives.metrics)} ({', '.join(self.objectives.metrics)}): use "
+                        f"sampler='evolution' (NSGA-II), 'parego' (Bayesian) or 'random'"
+                    )
                 pruned = self._pruned_values()
-                observations = [(space.project(t.params) or {}, self._loss(t, pruned))
+                observations = [self._observation(sampler, space.project(t.params) or {}, t, pruned)
                                 for t in self.history_in_space()]
                 if observations:
                     sampler.tell_many(observations)
                 self._sampler = sampler
             return self._sampler
 
-    def _loss(self, trial: Trial, pruned: PrunedValues | None = None) -> float | None:
+    def _loss(self, trial: Trial, pruned: PrunedValues | None = None) -> float | tuple[float, ...] | None:
         """What the sampler minimises for a finished trial (None for failed: see each sampler's policy); a
-        pruned trial's is an estimate of its final value (:mod:`nbautoml.engine.schedulers.feedback`)."""
+        pruned trial's is an estimate of its final value (:mod:`nbautoml.engine.schedulers.feedback`); several
+        objectives give a tuple (objectives.py)."""
+        if self.objectives.multi:
+            return self.objectives.loss(trial)
         if trial.state is TrialState.FAILED or trial.value is None or not math.isfinite(trial.value):
             return None
         if trial.state is TrialState.PRUNED:
             return (pruned or self._pruned_values()).loss(trial)
         return direction.loss(trial.value, self.mode)
+
+    def _observation(self, sampler: Sampler, params: dict[str, Any], trial: Trial,
+                     pruned: PrunedValues | None = None) -> tuple[Any, ...]:
+        """What ``tell`` gets: constraint values go only to samplers that take several objectives / constraints,
+        and only when there are some (so a one-objective sampler of one's own keeps its two-argument ``tell``)."""
+        if getattr(sampler, "multi_objective", False) and (self.objectives.multi or trial.constraints is not None):
+            return (params, self._loss(trial, pruned), trial.constraints)
+        return (params, self._loss(trial, pruned))
 
     def _pruned_values(self) -> PrunedValues:
         return PrunedValues(self.trials, self.metric, direction.sign(self.mode))
@@ -226,8 +263,8 @@ class TrialBook:
             params = space.project(trial.params)
             if params is None:
                 return
-            loss = self._loss(trial)
-        sampler.tell(params, loss)
+            observation = self._observation(sampler, params, trial)
+        sampler.tell(*observation)
 
     # ---- the runner contract ---------------------------------------------------------------------------
     def sync(self) -> None:
@@ -335,7 +372,7 @@ class TrialBook:
         self._tell(trial)
         self.events.emit(
             TrialFinished(
-                self.name, number=trial.number, state=outcome.state.value, value=outcome.value,
+                self.name, number=trial.number, state=trial.state.value, value=trial.value,
                 reason=trial.reason, params=dict(trial.params), duration=trial.duration or 0.0,
             )
         )
@@ -417,6 +454,9 @@ class TrialBook:
                                              direction.loss(report.metrics[self.metric], self.mode))
 
     def _record_finish(self, trial: Trial, outcome: Outcome) -> None:
+        outcome = self.objectives.complete(outcome, trial)
+        extra = {key: value for key, value in (("values", outcome.values), ("constraints", outcome.constraints))
+                 if value is not None}
         reason = outcome.reason
         if outcome.state is TrialState.PRUNED and trial.prune_reason:
             reason = f"pruned: {trial.prune_reason}"
@@ -424,9 +464,10 @@ class TrialBook:
             self.storage.append(
                 make_record(
                     "finish", number=trial.number, state=outcome.state.value, value=outcome.value,
-                    reason=reason, metrics=outcome.metrics,
+                    reason=reason, metrics=outcome.metrics, **extra,
                 )
             )
+            trial.values, trial.constraints = outcome.values, outcome.constraints
             trial.state, trial.value, trial.reason = outcome.state, outcome.value, reason
             trial.metrics = dict(outcome.metrics)
             trial.traceback = outcome.traceback

@@ -3,7 +3,8 @@
 DESIGN.md's "Trial value" and "Stopping" contracts live here, in one place the thread runner, the Dask runner
 and the notebook magic share:
 
-- a number → the value; a dict → its ``metric`` entry (its other numbers become the trial's metrics);
+- a number → the value; a dict → its ``metric`` entry (its other numbers become the trial's metrics; a list of
+  numbers under ``"constraints"`` becomes the trial's own constraint values, see objectives.py);
   None → the best (by ``mode``) value of ``metric`` among the trial's reports; none of these → FAILED "no value".
 - NaN, ±inf, strings, tensors of more than one element → FAILED "invalid value: ...".
 - an exception → FAILED "exception: <type>: <message>"; CUDA out-of-memory (recognised by the class name
@@ -33,6 +34,20 @@ class Outcome:
     reason: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     traceback: str | None = None
+    values: dict[str, float] | None = None  # every objective's value (filled by Objectives.complete)
+    constraints: list[float] | None = None  # constraint values, feasible when all <= 0
+
+
+def _constraint_values(raw: Any) -> tuple[list[float] | None, str | None]:
+    """The objective's own ``"constraints"`` entry: a list of finite numbers (or one number)."""
+    items = [raw] if not isinstance(raw, (list, tuple)) else list(raw)
+    out: list[float] = []
+    for item in items:
+        number, why = _scalar(item)
+        if number is None:
+            return None, f"{why} (in 'constraints')"
+        out.append(number)
+    return out, None
 
 
 def _scalar(value: Any) -> tuple[float | None, str | None]:
@@ -49,18 +64,23 @@ def result_outcome(result: Any, trial: Trial, metric: str, mode: str) -> Outcome
     """The outcome of an objective that returned ``result`` (before stop / prune are considered)."""
     metrics: dict[str, float] = {}
     if isinstance(result, Mapping):
+        constraints = None
+        if "constraints" in result:
+            constraints, why = _constraint_values(result["constraints"])
+            if why is not None:
+                return Outcome(TrialState.FAILED, reason=why)
         for key, raw in result.items():
-            number, _ = _scalar(raw)
+            number, _ = _scalar(raw) if key != "constraints" else (None, None)
             if number is not None:
                 metrics[str(key)] = number
         if metric in result:
             number, why = _scalar(result[metric])
             if number is None:
                 return Outcome(TrialState.FAILED, reason=f"{why} (the {metric!r} entry)", metrics=metrics)
-            return Outcome(TrialState.COMPLETE, number, metrics=metrics)
+            return Outcome(TrialState.COMPLETE, number, metrics=metrics, constraints=constraints)
         best = trial.best_reported(metric, mode)
         if best is not None:
-            return Outcome(TrialState.COMPLETE, best, metrics=metrics)
+            return Outcome(TrialState.COMPLETE, best, metrics=metrics, constraints=constraints)
         keys = ", ".join(map(str, result)) or "none"
         why = f"no value: the result has no {metric!r} (keys: {keys})"
         return Outcome(TrialState.FAILED, reason=why, metrics=metrics)
@@ -97,9 +117,11 @@ def settle(outcome: Outcome, trial: Trial, metric: str, mode: str, user_stopped:
         value = outcome.value if outcome.value is not None else trial.best_reported(metric, mode)
         step = trial.last_step
         where = f" at step {step}" if step is not None else ""
-        return Outcome(TrialState.PRUNED, value, f"pruned{where}", outcome.metrics)
+        return Outcome(TrialState.PRUNED, value, f"pruned{where}", outcome.metrics,
+                       constraints=outcome.constraints)
     if user_stopped:
         step = trial.last_step
         where = f" after step {step}" if step is not None else ""
-        return Outcome(TrialState.INTERRUPTED, outcome.value, f"stopped{where}", outcome.metrics)
+        return Outcome(TrialState.INTERRUPTED, outcome.value, f"stopped{where}", outcome.metrics,
+                       constraints=outcome.constraints)
     return outcome

@@ -3,6 +3,11 @@
 Samplers always MINIMISE: the study negates values when ``mode="max"``. A trial that failed, was invalid
 (NaN, ±inf) or has no value is told as ``None``; each sampler documents what it does with those (none of them
 lets a non-finite number reach a surrogate model).
+
+Several objectives: a sampler that sets ``multi_objective = True`` is told a tuple of losses (one per metric,
+each to minimise) and the trial's constraint values, ``tell(params, value, constraints)`` (constraints None or
+a list, feasible when all <= 0), and ``tell_many`` gets such triples. A study of several objectives refuses any
+other sampler with a message that names the ones that take it, rather than scalarising behind the user's back.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ class GridSampler(_RemembersTold):
         for name, axis in zip(reversed(self._names), reversed(self._axes), strict=True):
             index, digit = divmod(index, len(axis))
             point[name] = axis[digit]
-        return {name: point[name] for name in self._names}
+        full = {name: point[name] for name in self._names}
+        return self.space.project(full) or full  # conditional: only the active ones (repeats are skipped)
 
     def __repr__(self) -> str:
         return f"GridSampler(size={self.size}, visited={self._cursor}, seed={self.seed!r})"

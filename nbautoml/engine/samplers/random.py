@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,14 +42,16 @@ class _RemembersTold:
     space: Space
     _told: set[str]
 
-    def tell(self, params: Params, value: float | None) -> None:
+    multi_objective = True  # values are never read, so any number of objectives will do
+
+    def tell(self, params: Params, value: Any, constraints: Sequence[float] | None = None) -> None:
         point = self.space.project(params)
         if point is not None:
             self._told.add(point_key(point))
 
-    def tell_many(self, observations: Sequence[Observation]) -> None:
-        for params, value in observations:
-            self.tell(params, value)
+    def tell_many(self, observations: Sequence[Observation] | Sequence[tuple[Any, ...]]) -> None:
+        for observation in observations:
+            self.tell(*observation)
 
     def _seen(self, pending: Sequence[Params]) -> set[str]:
         """Keys of the points told or pending (inside the space): none of them is proposed again."""

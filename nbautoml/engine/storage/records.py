@@ -4,6 +4,7 @@ Record types (each a JSON object with ``"v"`` = :data:`FORMAT_VERSION`, ``"type"
 
 - ``study``: name, metric, mode, sampler, seed, scheduler (its JSON settings): written once, first (a second one,
   from a writer that lost a race to create the study with an older nbautoml, is ignored).
+  For several objectives ``metric`` and ``mode`` are lists; ``constraints`` (strings) only when there are some.
 - ``settings``: the study was reopened with another sampler / seed / scheduler (allowed, recorded).
 - ``space``: version (0, 1, ...), the space as JSON, and the diff from the previous version. Versions are
   their order in the journal; a stored number out of order (two writers of nbautoml before format 2 that
@@ -11,7 +12,8 @@ Record types (each a JSON object with ``"v"`` = :data:`FORMAT_VERSION`, ``"type"
 - ``run``: an ``optimize`` began (budget, timeout, owner).
 - ``trial``: a trial started: number, params, space_version, resumed_from, resume_step, owner.
 - ``report``: number, step, metrics (non-finite values as "nan" / "inf" / "-inf"; format 1 wrote null).
-- ``finish``: number, state, value, reason, metrics.
+- ``finish``: number, state, value, reason, metrics; ``values`` (metric -> value) and ``constraints`` (a list)
+  when the study has several objectives or constraints (older journals have neither: the reader copes).
 - ``stop``: the user asked to stop (source).
 """
 
@@ -74,7 +76,8 @@ def _apply(state: Replayed, record: Record) -> None:
     if kind == "study":
         if state.meta is not None:
             return  # a writer that lost the race to create the study (see the module docstring)
-        state.meta = {k: record.get(k) for k in ("name", "metric", "mode", "sampler", "seed", "scheduler")}
+        state.meta = {k: record.get(k) for k in ("name", "metric", "mode", "sampler", "seed", "scheduler",
+                                                  "constraints")}
         state.settings = {k: record.get(k) for k in ("sampler", "seed", "scheduler")}
     elif kind == "settings":
         state.settings.update({k: v for k, v in record.items() if k in ("sampler", "seed", "scheduler")})
@@ -94,6 +97,10 @@ def _apply(state: Replayed, record: Record) -> None:
         trial.value = None if value is None else float(value)
         trial.reason = record.get("reason")
         trial.metrics = {str(k): float(v) for k, v in (record.get("metrics") or {}).items()}
+        values = record.get("values")
+        trial.values = {str(k): float(v) for k, v in values.items()} if values else None
+        constraints = record.get("constraints")
+        trial.constraints = [float(c) for c in constraints] if constraints else None
         trial.finished_at = float(record.get("time", 0.0))
         trial.pruned = trial.state is TrialState.PRUNED
         state.owners.pop(trial.number, None)
