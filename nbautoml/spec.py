@@ -17,7 +17,7 @@ Running (semantics shared by ``%%automl`` and ``nbautoml run``):
   an in-place change (``X.append``, ``tensor.mul_``) is visible outside — don't mutate shared data in a cell.
 - The trial's namespace also holds ``trial`` (the running :class:`~nbautoml.Trial`, for custom loops that call
   ``trial.report``) and ``hp``.
-- The trial's value (DESIGN.md "Trial value"): the cell's last expression when it is a number or a dict
+- The trial's value (docs/ARCHITECTURE.md "Trial value"): the cell's last expression when it is a number or a dict
   (dict-like results such as ``nbautoml.torch.train``'s ``TrainResult`` included), otherwise ``None``, which
   makes the engine take the best reported value of the study's metric.
 - Of the trials run in this process, the variables that the best one assigned are kept

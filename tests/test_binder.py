@@ -52,7 +52,7 @@ def pinned(requirements: list[Requirement]) -> dict[str, Version]:
 def test_runtime_is_the_python_ci_runs() -> None:
     text = (BINDER / "runtime.txt").read_text(encoding="utf-8").strip()
     assert re.fullmatch(r"python-3\.\d+", text), text
-    assert text == "python-3.11"  # the disk's CPU torch wheel and CI are 3.11 (FACTS.md)
+    assert text == "python-3.11"  # the disk's CPU torch wheel and CI are 3.11 (tests/torch_layer and CI run 3.11)
 
 
 def test_requirements_pin_every_dependency_of_the_package() -> None:

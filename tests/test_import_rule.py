@@ -1,4 +1,4 @@
-"""DESIGN.md's import rule: engine ← torch ← notebook, never the other way; heavy front ends stay lazy."""
+"""The import rule (docs/ARCHITECTURE.md): engine ← torch ← notebook, never back; heavy front ends stay lazy."""
 
 from __future__ import annotations
 

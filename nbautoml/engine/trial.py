@@ -39,7 +39,7 @@ class TrialState(str, enum.Enum):
 
     @property
     def finished(self) -> bool:
-        """Counts against the budget (DESIGN.md: COMPLETE + PRUNED + FAILED)."""
+        """Counts against the budget (COMPLETE + PRUNED + FAILED: the Budget contract in docs/ARCHITECTURE.md)."""
         return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
 
     def __str__(self) -> str:

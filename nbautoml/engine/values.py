@@ -1,7 +1,7 @@
 """From what an objective returned (or raised) to a trial's final state, value and reason.
 
-DESIGN.md's "Trial value" and "Stopping" contracts live here, in one place the thread runner, the Dask runner
-and the notebook magic share:
+The "Trial value" and "Stopping" contracts (docs/ARCHITECTURE.md) live here, in one place the thread runner,
+the Dask runner and the notebook magic share:
 
 - a number → the value; a dict → its ``metric`` entry (its other numbers become the trial's metrics; a list of
   numbers under ``"constraints"`` becomes the trial's own constraint values, see objectives.py);

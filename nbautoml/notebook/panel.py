@@ -1,11 +1,12 @@
 """The live study panel: progress, best, Stop / Resume, leaderboard, counts, Bokeh plots, search-space editor.
 
-Threads (DESIGN.md "Threads, stopping, interrupting"). Study events arrive on the study's worker thread; the
+Threads (docs/ARCHITECTURE.md "Events"). Study events arrive on the study's worker thread; the
 subscriber only marks what changed (O(1), no widget touched). A pump thread flushes at most every
 ``interval`` seconds (0.5 by default) and once more at StudyFinished: it reads the study's public state and sets
 widget traits, which ipywidgets sends only when a value really changed. Only the visible plot tab is refreshed
 (at most once a second); a hidden one catches up when its tab is selected. Each plot's Bokeh document has its
-own lock (:class:`nbautoml.notebook._render.LivePlot`). No Output widget is used from threads (FACTS.md).
+own lock (:class:`nbautoml.notebook._render.LivePlot`). No Output widget is used from threads (written
+from another thread, its output goes astray).
 
 Resume contract (how the panel knows what to run):
 1. ``panel.resume_callback(trials)`` when set: the magic sets it (e.g. to re-run the cell's objective);

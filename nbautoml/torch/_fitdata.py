@@ -114,7 +114,7 @@ def targets(y: torch.Tensor, task: str, out_dim: int, name: str = "y") -> torch.
 
 
 def metric_names(task: str) -> tuple[str, ...]:
-    """The names train reports every epoch for this task (DESIGN.md "Metric names")."""
+    """The names train reports every epoch for this task (docs/ARCHITECTURE.md "Metric names")."""
     extra = ("val_r2", "val_mae") if task == "regression" else ("val_acc",)
     return ("val_loss", "train_loss", "epoch_seconds", "peak_memory_mb", *extra)
 

@@ -1,7 +1,7 @@
 """K configurations of one architecture trained as one fused model: GPU throughput, and a CPU gain too.
 
-A small model leaves a GPU idle between kernel launches (FACTS.md: a digits MLP takes ~940 ms one at a time on
-an H100, ~6 ms each when 256 are fused). Here K models of one family whose ``fusion`` is set
+A small model leaves a GPU idle between kernel launches (BENCHMARKS.md: a digits MLP takes ~920 ms one at a
+time on an H100, ~7 ms each when 256 are fused). Here K models of one family whose ``fusion`` is set
 (:func:`fused_families`: of the built-ins ``mlp``, ``cnn1d``, ``cnn2d``) that share every structural param run as
 stacked tensors (:mod:`._fused_layers`: batched matmuls, for CNNs one grouped convolution per layer
 (:mod:`._fused_conv`), a per-member optimizer), while each stays a trial of its own. ``gru`` is not fused: its
@@ -27,8 +27,9 @@ mode=None, amp=True, schedule_options=None, rng="auto", checkpoint_every=1, para
   little through the running mean).
   Seeds: ``params["seed"]``, else ``seed[i]`` for a sequence, else :func:`trial_seed` (fit's rule) for a
   Trial, else ``seed + i``.
-* A Trial member reports DESIGN.md's metrics every epoch (``epoch_seconds`` and ``peak_memory_mb`` are the
-  group's), checks its own ``should_stop()`` at each epoch end (and the study-wide stop between batches),
+* A Trial member reports the metric names (docs/ARCHITECTURE.md) every epoch (``epoch_seconds`` and
+  ``peak_memory_mb`` are the group's), checks its own ``should_stop()`` at each epoch end (and the study-wide
+  stop between batches),
   stops on early stopping / divergence, and writes ``checkpoint.pt`` (each epoch) and ``best.pt`` (once, when
   it leaves the group: best weights stay on the device until then) in its ``checkpoint_dir`` in train()'s
   format (its save helpers; ``train`` can resume a fused checkpoint and vice versa). A stopped member leaves

@@ -1,7 +1,7 @@
 """The training loop: epoch reports to the current trial, checkpoints, cooperative stop, exact resume.
 
 ``train(model, (X, y))`` works anywhere; inside a trial (``nbautoml.engine.trial.current_trial()`` or
-``trial=``) it also reports DESIGN.md's metric names every epoch (0-based steps), checks
+``trial=``) it also reports the metric names (docs/ARCHITECTURE.md) every epoch (0-based steps), checks
 ``trial.should_stop()`` between batches (a stop mid-epoch ends training at once and that epoch is neither
 reported nor checkpointed), and keeps two files in ``trial.checkpoint_dir``:
 

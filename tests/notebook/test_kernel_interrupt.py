@@ -1,7 +1,7 @@
 """The kernel's interrupt stops a blocking %%automl search cleanly; the next cell reads the stopped study.
 
 A real ipykernel started by jupyter_client: SIGINT arrives as KeyboardInterrupt in the main thread while the
-magic waits on the study's worker thread (DESIGN.md "Threads, stopping, interrupting").
+magic waits on the study's worker thread (docs/ARCHITECTURE.md "Stopping").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Batch objectives: the loop asks K points, groups them by structural params, runs each group as one task.
 
-``study.optimize(objective_batch, batch=K, group_by=[...])`` routes here (DESIGN.md "Batch objectives"):
+``study.optimize(objective_batch, batch=K, group_by=[...])`` routes here (docs/ARCHITECTURE.md "Batch objectives"):
 ``objective_batch(trials: list[Trial]) -> list[value]`` gets trials that agree on every ``group_by`` param
 (the ones that change tensor shapes), trains them together (:mod:`nbautoml.torch.fused`), and each trial
 reports for itself. One entry per trial, each read by the same "Trial value" rules as a one-trial objective;
