@@ -190,3 +190,27 @@ def test_names_are_checked_and_not_replaced_by_accident():
 def test_unknown_names_list_the_registered_ones():
     with pytest.raises(ValueError, match="registered are bayes, gp, rf, et, random, grid"):
         make_sampler("tpe", MIXED)
+
+
+CONDITIONAL = Space(
+    family=Choice(["mlp", "cnn"]),
+    units=Int(8, 64, when={"family": "mlp"}),
+    kernel=Choice([3, 5], when={"family": "cnn"}),
+    lr=Real(1e-4, 1e-1, log=True),
+)
+
+
+@pytest.mark.parametrize("name", names())
+def test_a_conditional_space_gets_only_the_active_params(name):
+    """Each proposed point holds exactly the parameters active under its own choices, before and after learning."""
+    sampler = make_sampler(name, CONDITIONAL, seed=0)
+    several = getattr(sampler, "multi_objective", False)
+    seen: list[Params] = []
+    for _ in range(8):  # past the random start of the model-based samplers
+        batch = sampler.ask(2, pending=seen[-1:])
+        assert batch and all(CONDITIONAL.contains(p) for p in batch), batch
+        for point in batch:
+            loss = point["lr"] + (point["units"] / 64 if point["family"] == "mlp" else point["kernel"] / 5)
+            sampler.tell(point, (loss, -loss) if several else loss)
+        seen += batch
+    assert {p["family"] for p in seen} == {"mlp", "cnn"}

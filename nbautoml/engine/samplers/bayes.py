@@ -105,6 +105,8 @@ class _Encoder:
     """Params ↔ rows, one column per dimension, vectorised (see the module docstring)."""
 
     def __init__(self, space: Space) -> None:
+        self.space = space
+        self.conditional = space.conditional
         self.names = list(space)
         self.axes: list[_Axis] = []
         for col, dim in enumerate(space.values()):
@@ -139,7 +141,27 @@ class _Encoder:
             else:
                 raw = np.log(np.asarray(vals, float)) if a.log else np.asarray(vals, float)
                 X[:, col] = np.clip((raw - a.offset) / a.span, 0.0, 1.0) if a.span > 0 else 0.0
+        if self.conditional and n:
+            X[self.inactive(values)] = 0.0
         return X
+
+    def inactive(self, values: Sequence[np.ndarray]) -> np.ndarray:
+        """Per row and column: the dimension has no effect under the row's choices (a conditional space).
+
+        Inactive cells hold one constant (0.0, the low end), as SMAC imputes them: every row where a dimension
+        did nothing looks the same to the model, so it never learns from a value that had no effect, and the
+        parent's column alone tells those rows apart.
+        """
+        rows = len(values[0]) if values else 0
+        mask = np.zeros((rows, self.width), bool)
+        converted = [[a.options[int(v)] for v in vals] if a.kind == "choice" else list(vals)
+                     for a, vals in zip(self.axes, values, strict=True)]
+        for i in range(rows):
+            params = {name: converted[j][i] for j, name in enumerate(self.names)}
+            active = set(self.space.active_names(params))
+            for j, name in enumerate(self.names):
+                mask[i, j] = name not in active
+        return mask
 
     def snap(self, X: np.ndarray) -> np.ndarray:
         """Rows moved onto the lattice the objective sees (Int rounded, Choice an index): the model sees it too."""
@@ -162,9 +184,13 @@ class _Encoder:
 
     def encode(self, params: Sequence[Params]) -> np.ndarray:
         keys = [[json.dumps(o, sort_keys=True) for o in a.options] for a in self.axes]
+        def cell(p: Params, j: int, name: str, a: _Axis) -> Any:
+            if name not in p:  # inactive in a conditional space: a placeholder that encode_values masks
+                return 0 if a.kind == "choice" else a.low
+            return keys[j].index(json.dumps(p[name], sort_keys=True)) if a.kind == "choice" else p[name]
+
         return self.encode_values([
-            np.array([keys[j].index(json.dumps(p[name], sort_keys=True)) if a.kind == "choice" else p[name]
-                      for p in params], float)
+            np.array([cell(p, j, name, a) for p in params], float)
             for j, (name, a) in enumerate(zip(self.names, self.axes, strict=True))
         ])
 
@@ -172,8 +198,11 @@ class _Encoder:
         columns = self.values(X)
         convert = [(lambda v, a=a: a.options[int(v)]) if a.kind == "choice" else int if a.kind == "int" else float
                    for a in self.axes]
-        return [{name: conv(col[i]) for name, conv, col in zip(self.names, convert, columns, strict=True)}
-                for i in range(len(X))]
+        points = [{name: conv(col[i]) for name, conv, col in zip(self.names, convert, columns, strict=True)}
+                  for i in range(len(X))]
+        if self.conditional:  # a trial's params hold only what applies under its choices
+            points = [{name: p[name] for name in self.space.active_names(p)} for p in points]
+        return points
 
     def random(self, rng: np.random.Generator, m: int) -> np.ndarray:
         """``m`` rows drawn like ``Space.sample``: uniform, or log-uniform for log dimensions."""

@@ -224,3 +224,17 @@ def test_bayes_beats_random_search():
 def test_forests_improve_on_their_random_start(estimator):
     told = run(BayesSampler(SPACE, estimator, seed=0, n_initial_points=8), budget=18)
     assert min(v for _, v in told[8:]) < min(v for _, v in told[:8])
+
+
+def test_inactive_params_are_one_constant_to_the_model():
+    """A value that had no effect (inactive under the row's choices) never reaches the model as information."""
+    from nbautoml.engine.samplers.bayes import _Encoder
+
+    space = Space(family=Choice(["a", "b"]), x=Real(0.0, 1.0, when={"family": "a"}), z=Real(1.0, 2.0))
+    enc = _Encoder(space)
+    rows = enc.encode([{"family": "b", "z": 1.5}, {"family": "a", "x": 0.7, "z": 1.5}])
+    assert rows[0, 1] == 0.0 and rows[1, 1] == pytest.approx(0.7)
+    moved = rows.copy()
+    moved[0, 1] = 0.9  # a candidate moved along an inactive axis is snapped back onto the constant
+    assert enc.snap(moved)[0, 1] == 0.0
+    assert enc.decode(rows) == [{"family": "b", "z": 1.5}, {"family": "a", "x": pytest.approx(0.7), "z": 1.5}]
