@@ -9,6 +9,7 @@ also appears in a cell. Screenshots go to tests/browser/screenshots/ (git-ignore
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -168,6 +169,10 @@ BOKEH_ROWS = """() => {
 }"""
 
 
+def history_rows_reach(page: Any, count: int) -> bool:
+    return int(page.evaluate(BOKEH_ROWS).get("history", 0)) >= count
+
+
 def test_blocking_panel_every_tab_live_stop_and_reload(lab: Lab, page: Any) -> None:
     """The default (blocking) mode: every plot tab streams while the cell runs, the panel's Stop interrupts the
     kernel, the queued cell runs once after, and a saved notebook reopened without its kernel shows the snapshot."""
@@ -182,7 +187,7 @@ def test_blocking_panel_every_tab_live_stop_and_reload(lab: Lab, page: Any) -> N
         count = finished_count(page) or 0
         if count > seen:
             t0 = time.time()
-            wait_until(page, lambda c=count: page.evaluate(BOKEH_ROWS).get("history", 0) >= c, 10, "history rows")
+            wait_until(page, functools.partial(history_rows_reach, page, count), 10, "history rows")
             lags.append(time.time() - t0)
             seen = count
         page.wait_for_timeout(50)
