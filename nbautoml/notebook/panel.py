@@ -122,6 +122,7 @@ class StudyPanel(widgets.VBox):
         self._flush_lock = threading.RLock()  # one flush at a time (pump thread, button clicks, tab switches)
         self._dirty = {"board": True, "space": False, "budget": False}
         self._final = False  # StudyFinished seen: the pump flushes once more and ends
+        self._snapshot_due = False  # a background run ended: its final flush fills the snapshot once
         self._shown_message = study.message
         self._last_note = ""
         self._wake = threading.Event()
@@ -208,6 +209,7 @@ class StudyPanel(widgets.VBox):
                 self._dirty["budget"] = True
             elif isinstance(event, StudyFinished):
                 self._final = True
+                self._snapshot_due = not self._blocking
             if isinstance(event, (TrialFinished, StudyStarted, StudyFinished, TrialStarted)):
                 self._dirty["board"] = True
             if isinstance(event, SpaceChanged):
@@ -220,7 +222,7 @@ class StudyPanel(widgets.VBox):
         if isinstance(event, StudyStarted):
             self._start_pump()
         elif isinstance(event, (StudyFinished, StudyStateChanged)):
-            if isinstance(event, StudyFinished):
+            if isinstance(event, StudyFinished) and self._blocking:
                 self._fill_snapshot()  # here, before the blocking cell returns: its output still takes updates
             self._wake.set()  # show the new state / the final numbers now
             if isinstance(event, StudyFinished) and not self._pump_alive():
@@ -299,6 +301,8 @@ class StudyPanel(widgets.VBox):
             if space_changed:
                 self.editor.load(study.space)
             self._refresh_plots(force=final)
+            if final and not running and self._snapshot_due:
+                self._fill_snapshot()  # a background run: its cell has ended, any thread may update the output
             self.flushes += 1
 
     def _refresh_plots(self, force: bool = False) -> None:
@@ -310,6 +314,7 @@ class StudyPanel(widgets.VBox):
 
     def _fill_snapshot(self) -> None:
         """Put the results into the cell's snapshot output (a display update, sent by the thread ending the run)."""
+        self._snapshot_due = False
         if self.snapshot_handle is None:
             return
         try:
@@ -361,6 +366,7 @@ class StudyPanel(widgets.VBox):
                        "and press Resume")
             return False
         self.trials_input.remove_class("nbautoml-ask")
+        study.wait(10)  # the run that just ended may still be finishing its bookkeeping (e.g. a snapshot)
         try:
             if self.resume_callback is not None:
                 self.resume_callback(budget)
