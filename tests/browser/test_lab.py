@@ -128,7 +128,7 @@ def test_panel_streams_plots_stops_and_resumes(lab: Lab, page: Any) -> None:
     page.locator("button.nbautoml-resume").click()
     wait_until(page, lambda: finished_count(page) == 6 and panel_state(page) == "FINISHED", 300,
                "6 / 6 trials after Resume")
-    assert page.locator(".nbautoml-leaderboard .nbautoml-row").count() == 6
+    assert page.locator(".nbautoml-panel .nbautoml-leaderboard .nbautoml-row").count() == 6
     shot(page, "4-resumed-finished")
 
     tabs = page.locator(".nbautoml-tabs .lm-TabBar-tab")
