@@ -255,5 +255,5 @@ def measure(client: Any, n: int, repeats: int) -> Any:
     return rows, reports, speed, (load_before, load_after)
 
 
-if __name__ == "__main__":  # spawned Dask workers re-import __main__ (multiprocessing's spawn): nothing may run on import
+if __name__ == "__main__":  # spawned Dask workers re-import __main__ (spawn): nothing may run on import
     main()

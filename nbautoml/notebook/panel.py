@@ -3,10 +3,11 @@
 Threads (docs/ARCHITECTURE.md "Events"). Study events arrive on the study's worker thread; the
 subscriber only marks what changed (O(1), no widget touched). A pump thread flushes at most every
 ``interval`` seconds (0.5 by default) and once more at StudyFinished: it reads the study's public state and sets
-widget traits, which ipywidgets sends only when a value really changed. Only the visible plot tab is refreshed
-(at most once a second); a hidden one catches up when its tab is selected. Each plot's Bokeh document has its
-own lock (:class:`nbautoml.notebook._render.LivePlot`). No Output widget is used from threads (written
-from another thread, its output goes astray).
+widget traits, which ipywidgets sends only when a value really changed. Every plot and the leaderboard are
+refreshed by the pump (each at most once a second, within its CPU budget), whichever tab is shown: a tab switch
+happens in the browser alone, and while a blocking cell runs the kernel learns of it only after the cell ends, so
+drawing only "the selected tab" left every other tab frozen. Each plot's Bokeh document has its own lock
+(:class:`nbautoml.notebook._render.LivePlot`). No Output widget is used from threads.
 
 Resume contract (how the panel knows what to run):
 1. ``panel.resume_callback(trials)`` when set: the magic sets it (e.g. to re-run the cell's objective);
@@ -17,9 +18,14 @@ Resume contract (how the panel knows what to run):
 3. else the panel says how to resume (re-run the cell / ``%automl resume NAME``).
 Resume with ``trials`` not above the finished count asks for a larger budget in the ``trials`` box.
 
-Stop calls ``study.stop()``. A blocking search keeps the kernel busy, so a Stop click is only handled once the
-cell has ended (seen in JupyterLab 4.6 / ipykernel 7.4: the click arrived after all trials ran): the kernel's
-interrupt (■) is the way to stop it, and the panel's note and the button's tooltip say so.
+Stop calls ``study.stop()``. A blocking search keeps the kernel busy, so a widget click would only be handled once
+the cell has ended; for a blocking run in a kernel started by Jupyter Server the panel shows instead a Stop whose
+click runs in the browser and asks the server to interrupt the kernel (:mod:`nbautoml.notebook._interrupt`):
+the same clean stop as the kernel's ■ button. Where that is not possible the note says to use ■.
+
+When the search ends the panel fills the cell's snapshot output (:mod:`nbautoml.notebook._snapshot`): what a
+saved notebook shows once the live widget is gone. A panel whose kernel went away is greyed with a line saying
+so (the browser marks such widgets ``jupyter-widgets-disconnected``; :data:`PANEL_CSS`).
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from nbautoml.events import (
 )
 from nbautoml.notebook import _widgets as parts
 from nbautoml.notebook import plots
+from nbautoml.notebook._interrupt import InterruptButton, kernel_class, kernel_id, watch_kernel
 from nbautoml.notebook._render import LivePlot, bokeh_resources
+from nbautoml.notebook._snapshot import PENDING_HTML, snapshot_bundle
 from nbautoml.space import SpaceError
 
 __all__ = ["StudyPanel", "ensure_bokehjs", "notebook_frontend", "register_display", "remember_objective"]
@@ -58,6 +66,18 @@ _bokehjs_loaded = False
 PLOT_INTERVAL = 1.0  # least seconds between refreshes of the visible plot
 BOARD_INTERVAL = 1.0  # least seconds between redraws of the leaderboard
 RUNNING_STATES = (StudyState.RUNNING, StudyState.STOPPING)
+# ipywidgets adds jupyter-widgets-disconnected to a view whose comm closed (kernel restarted or shut down)
+PANEL_CSS = (
+    "<style>"
+    ".nbautoml-panel.jupyter-widgets-disconnected,.nbautoml-panel.nbautoml-kernel-gone{opacity:.6}"
+    ".nbautoml-panel.jupyter-widgets-disconnected :is(button,input,.nbautoml-interrupt-box),"
+    ".nbautoml-panel.nbautoml-kernel-gone :is(button,input,.nbautoml-interrupt-box){pointer-events:none}"
+    ".nbautoml-panel.jupyter-widgets-disconnected::before,.nbautoml-panel.nbautoml-kernel-gone::before{"
+    "content:'This panel\\'s kernel is gone (restarted or shut down): its buttons do nothing. Re-run the cell "
+    "for a live panel.';font-family:inherit;display:block;position:static;color:#d62728;font-weight:bold;"
+    "padding:2px 0}"
+    "</style>"
+)
 
 
 def remember_objective(study: Study, objective: Callable[..., Any], **optimize_kwargs: Any) -> None:
@@ -102,6 +122,7 @@ class StudyPanel(widgets.VBox):
         self._flush_lock = threading.RLock()  # one flush at a time (pump thread, button clicks, tab switches)
         self._dirty = {"board": True, "space": False, "budget": False}
         self._final = False  # StudyFinished seen: the pump flushes once more and ends
+        self._snapshot_due = False  # a background run ended: its final flush fills the snapshot once
         self._shown_message = study.message
         self._last_note = ""
         self._wake = threading.Event()
@@ -119,6 +140,12 @@ class StudyPanel(widgets.VBox):
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
                                           tooltip="Stop the search; running trials end INTERRUPTED" + tip)
         self.stop_button.add_class("nbautoml-stop")
+        kernel = kernel_id()
+        self.interrupt = (InterruptButton(kernel, armed=study.state is StudyState.RUNNING)
+                          if kernel and not background else None)
+        self._blocking = not background  # this panel's first run blocks the cell; a Resume from it does not
+        self._runs_started = 0
+        self.snapshot_handle: Any = None  # the cell's snapshot output (notebook_frontend), filled at the end
         self.resume_button = widgets.Button(description="Resume", button_style="success", icon="play",
                                             tooltip="Continue the search up to `trials` finished trials")
         self.resume_button.add_class("nbautoml-resume")
@@ -135,15 +162,22 @@ class StudyPanel(widgets.VBox):
                                            tooltip="Record the edited space as a new version and continue")
         self.apply_button.add_class("nbautoml-apply")
         self.plots: list[LivePlot] = _plots() if with_plots else []
+        if kernel:
+            self.add_class(kernel_class(kernel))
+            if self.plots:
+                self.plots[0].prepare = lambda model, k=kernel: watch_kernel(model, k)
         self._curves = next((p for p in self.plots if p.title == "Learning curves"), None)
         pages: list[widgets.Widget] = [self.board]
         pages += [p.build(study) for p in self.plots]
         pages.append(widgets.VBox([self.editor, self.apply_button]))
         self.tabs = widgets.Tab(children=pages, titles=["Leaderboard", *(p.title for p in self.plots), "Search space"])
         self.tabs.add_class("nbautoml-tabs")
+        stops: list[widgets.Widget] = [self.stop_button] if self.interrupt is None else [
+            self.stop_button, self.interrupt.widget]
         self.children = [
+            widgets.HTML(PANEL_CSS, layout=widgets.Layout(display="none")),
             self.header,
-            widgets.HBox([self.stop_button, self.resume_button, self.trials_input, self.message],
+            widgets.HBox([*stops, self.resume_button, self.trials_input, self.message],
                          layout=widgets.Layout(align_items="center")),
             self.tabs,
         ]
@@ -152,8 +186,8 @@ class StudyPanel(widgets.VBox):
         self.apply_button.on_click(lambda _b: self.apply_space())
         self.tabs.observe(self._tab_changed, names="selected_index")
         self._unsubscribe = study.events.subscribe(self._on_event)
-        if not background and study.state in RUNNING_STATES:
-            # measured: a click reaches the kernel only after the running cell ends
+        if not background and study.state in RUNNING_STATES and self.interrupt is None:
+            # measured: a widget click reaches the kernel only after the running cell ends
             self._note("a blocking search: stop it with the kernel's interrupt (■); Stop is for --background ones")
         self.flush()
         if study.state in RUNNING_STATES:
@@ -167,11 +201,15 @@ class StudyPanel(widgets.VBox):
             return
         with self._lock:
             if isinstance(event, StudyStarted):
+                self._runs_started += 1
+                if self._runs_started > 1:
+                    self._blocking = False  # a later run was started by Resume: it runs in the background
                 self._run_started, self._finished_at_start = time.time(), event.finished
                 self._timeout, self._final = event.timeout, False
                 self._dirty["budget"] = True
             elif isinstance(event, StudyFinished):
                 self._final = True
+                self._snapshot_due = not self._blocking
             if isinstance(event, (TrialFinished, StudyStarted, StudyFinished, TrialStarted)):
                 self._dirty["board"] = True
             if isinstance(event, SpaceChanged):
@@ -184,6 +222,8 @@ class StudyPanel(widgets.VBox):
         if isinstance(event, StudyStarted):
             self._start_pump()
         elif isinstance(event, (StudyFinished, StudyStateChanged)):
+            if isinstance(event, StudyFinished) and self._blocking:
+                self._fill_snapshot()  # here, before the blocking cell returns: its output still takes updates
             self._wake.set()  # show the new state / the final numbers now
             if isinstance(event, StudyFinished) and not self._pump_alive():
                 self.flush()  # no pump (a panel made while idle): the final numbers from this thread
@@ -241,13 +281,18 @@ class StudyPanel(widgets.VBox):
             running = study.state in RUNNING_STATES
             self.stop_button.disabled = study.state is not StudyState.RUNNING
             self.resume_button.disabled = running
+            if self.interrupt is not None:
+                in_cell = self._blocking and running
+                self.interrupt.arm(in_cell and study.state is StudyState.RUNNING)
+                self.interrupt.widget.layout.display = "" if in_cell else "none"
+                self.stop_button.layout.display = "none" if in_cell else ""
             if budget_changed:
                 self.trials_input.value = budget or 0
             if study.message != self._shown_message:
                 self._shown_message = study.message
                 self._note(study.message)
             now = time.monotonic()
-            if board and self.tabs.selected_index == 0 and (now - self._board_drawn >= BOARD_INTERVAL or final):
+            if board and (now - self._board_drawn >= BOARD_INTERVAL or final):
                 self.board.value = parts.counts_html(trials) + parts.leaderboard_html(trials, study.metric, study.mode)
                 self._board_drawn = now
             elif board:
@@ -255,15 +300,27 @@ class StudyPanel(widgets.VBox):
                     self._dirty["board"] = True  # drawn at the next due flush, or when its tab is shown
             if space_changed:
                 self.editor.load(study.space)
-            self._refresh_visible_plot(force=final)
+            self._refresh_plots(force=final)
+            if final and not running and self._snapshot_due:
+                self._fill_snapshot()  # a background run: its cell has ended, any thread may update the output
             self.flushes += 1
 
-    def _refresh_visible_plot(self, force: bool = False) -> None:
-        index = (self.tabs.selected_index or 0) - 1
-        if 0 <= index < len(self.plots):
-            plot = self.plots[index]
-            if plot.dirty and (force or plot.due(time.monotonic(), len(self.study.trials))):
+    def _refresh_plots(self, force: bool = False) -> None:
+        """Every dirty plot whose budget allows (all of them when ``force``): hidden tabs too (module docstring)."""
+        now, count = time.monotonic(), len(self.study.trials)
+        for plot in self.plots:
+            if plot.dirty and (force or plot.due(now, count)):
                 plot.refresh(self.study)
+
+    def _fill_snapshot(self) -> None:
+        """Put the results into the cell's snapshot output (a display update, sent by the thread ending the run)."""
+        self._snapshot_due = False
+        if self.snapshot_handle is None:
+            return
+        try:
+            self.snapshot_handle.update(snapshot_bundle(self.study, with_plots=bool(self.plots)), raw=True)
+        except Exception:
+            log.exception("study %r: writing the results snapshot failed", self.study.name)
 
     def _tab_changed(self, change: dict[str, Any]) -> None:
         try:
@@ -273,7 +330,7 @@ class StudyPanel(widgets.VBox):
                 self.flush()
             else:
                 with self._flush_lock:
-                    self._refresh_visible_plot(force=True)
+                    self._refresh_plots(force=True)
         except Exception:
             log.exception("study %r: drawing the selected tab failed", self.study.name)
 
@@ -309,6 +366,7 @@ class StudyPanel(widgets.VBox):
                        "and press Resume")
             return False
         self.trials_input.remove_class("nbautoml-ask")
+        study.wait(10)  # the run that just ended may still be finishing its bookkeeping (e.g. a snapshot)
         try:
             if self.resume_callback is not None:
                 self.resume_callback(budget)
@@ -366,6 +424,7 @@ def notebook_frontend(study: Study, background: bool) -> StudyPanel:
     ensure_bokehjs()
     panel = StudyPanel(study, background=background)
     display(panel)
+    panel.snapshot_handle = display({"text/html": PENDING_HTML, "text/plain": ""}, raw=True, display_id=True)
     return panel
 
 
