@@ -100,7 +100,8 @@ def parse_cell(source: str, *, filename: str = "cell", line_offset: int = 0) -> 
 
     try:
         tree = ast.parse(source, filename=filename)
-    except SyntaxError as error:
+        compile(tree, filename, "exec", dont_inherit=True)  # what the parser allows and compile refuses: 'return'
+    except SyntaxError as error:  # or 'await' outside a function, refused here before any journal is written
         line = error.lineno
         raise SpecError(f"syntax error: {error.msg}", line=None if line is None else line + line_offset,
                         source=quote(line), filename=filename) from None
