@@ -27,7 +27,6 @@ import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbautoml.engine import direction
@@ -41,12 +40,13 @@ from nbautoml.engine.seeding import trial_seed
 from nbautoml.engine.storage.base import PROCESS_TOKEN, Storage, Tail, owner
 from nbautoml.engine.storage.records import Replayed, make_record, replay, rerun_candidates
 from nbautoml.engine.trial import Trial, TrialState
+from nbautoml.engine.trialviews import TrialViews
 from nbautoml.engine.values import Outcome
 from nbautoml.events import EventBus, StudyFinished, StudyStateChanged, TrialFinished, TrialReported, TrialStarted
 from nbautoml.space import Space, SpaceError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 __all__ = ["StudyState", "TrialBook"]
 
@@ -64,7 +64,7 @@ class StudyState(str, enum.Enum):
         return self.value
 
 
-class TrialBook:
+class TrialBook(TrialViews):
     """Trials, their records, and the runner contract of a study (see the module docstring)."""
 
     def __init__(self, name: str, storage: Storage, replayed: Replayed, *, max_failures: int,
@@ -95,19 +95,7 @@ class TrialBook:
         self._sampler_instance: Sampler | None = None  # a user's instance, used while its space is current
         self._sampler_options = dict(sampler_options or {})
 
-    # ---- views -----------------------------------------------------------------------------------------
-    @property
-    def space(self) -> Space | None:
-        return self._replayed.space
-
-    @property
-    def space_version(self) -> int:
-        return max(0, len(self._replayed.spaces) - 1)
-
-    @property
-    def checkpoint_root(self) -> Path:
-        return self.storage.checkpoint_root(self.name)
-
+    # ---- run state (the read-only views are in trialviews.py) -------------------------------------
     @property
     def state(self) -> StudyState:
         return self._state
@@ -116,81 +104,6 @@ class TrialBook:
     def stopping(self) -> bool:
         """A stop was asked (user, interrupt, or the runner's own): no new trials; running ones should stop."""
         return self._stop.is_set()
-
-    @property
-    def trials(self) -> list[Trial]:
-        with self._lock:
-            return [self._trials[n] for n in sorted(self._trials)]
-
-    @property
-    def n_finished(self) -> int:
-        with self._lock:
-            return sum(1 for t in self._trials.values() if t.state.finished)
-
-    def ranked_trials(self) -> list[Trial]:
-        """COMPLETE trials with values, best first: feasible ones first; several objectives by non-domination
-        rank (the Pareto front first); ties: the lower number."""
-        return self.objectives.ranked(self.trials)
-
-    @property
-    def best_trial(self) -> Trial | None:
-        """The best feasible COMPLETE trial; a study of several objectives has ``best_trials`` instead."""
-        if self.objectives.multi:
-            raise ValueError(
-                f"study {self.name!r} has several objectives {list(self.objectives.metrics)}: there is no single "
-                f"best trial; use study.best_trials (the Pareto front)"
-            )
-        ranked = self.ranked_trials()
-        return ranked[0] if ranked and ranked[0].feasible else None
-
-    @property
-    def best_trials(self) -> list[Trial]:
-        """The Pareto front of the feasible COMPLETE trials, by number (``[best_trial]`` for one objective)."""
-        if not self.objectives.multi:
-            best = self.best_trial
-            return [best] if best is not None else []
-        return self.objectives.front(self.trials)
-
-    @property
-    def best_value(self) -> float | None:
-        best = self.best_trial
-        return best.value if best is not None else None
-
-    @property
-    def best_params(self) -> dict[str, Any] | None:
-        best = self.best_trial
-        return dict(best.params) if best is not None else None
-
-    def history_in_space(self, space: Space | None = None) -> list[Trial]:
-        """Finished trials whose params lie inside ``space`` (the current one): what the sampler learns from."""
-        space = space if space is not None else self.space
-        if space is None:
-            return []
-        return [t for t in self.trials if t.state.finished and space.project(t.params) is not None]
-
-    def trials_dataframe(self) -> pd.DataFrame:
-        import pandas as pd
-
-        rows = []
-        for trial in self.trials:
-            row: dict[str, Any] = {
-                "number": trial.number,
-                "state": trial.state.value,
-                "value": trial.value,
-                "reason": trial.reason,
-                "duration": trial.duration,
-                "steps": len(trial.reports),
-                "resumed_from": trial.resumed_from,
-                "space_version": trial.space_version,
-            }
-            if self.objectives.multi:
-                row.update({f"values_{k}": (trial.values or {}).get(k) for k in self.objectives.metrics})
-            if self.objectives.constraints or trial.constraints:
-                row["feasible"] = trial.feasible if trial.state is TrialState.COMPLETE else None
-            row.update({f"params_{k}": v for k, v in trial.params.items()})
-            row.update({f"metrics_{k}": v for k, v in trial.metrics.items()})
-            rows.append(row)
-        return pd.DataFrame(rows)
 
     # ---- the sampler -----------------------------------------------------------------------------------
     def sampler(self) -> Sampler:
