@@ -10,6 +10,7 @@ import pytest
 
 from nbautoml.engine.registry import make_sampler
 from nbautoml.engine.samplers import bayes
+from nbautoml.engine.samplers._encoding import Encoder
 from nbautoml.engine.samplers.base import Sampler, point_key
 from nbautoml.engine.samplers.bayes import BayesSampler, to_skopt_dimensions
 from nbautoml.engine.samplers.random import RandomSampler
@@ -71,7 +72,7 @@ def test_model_points_are_plain_values_inside_the_space(estimator):
 
 def test_odd_choice_options_round_trip_through_the_encoding():
     space = Space(odd=Choice(ODD), flag=Choice([True, False]), only=Choice(["x"]))
-    encoder = bayes._Encoder(space)
+    encoder = Encoder(space)
     points = [{"odd": o, "flag": f, "only": "x"} for o in ODD for f in (True, False)]
     assert encoder.decode(encoder.encode(points)) == points
     assert encoder.width == 3 and list(encoder.choice) == [True] * 3  # one column per dimension: the index
@@ -85,7 +86,7 @@ def test_numeric_encoding_matches_skopts_transforms():
     d, e = Choice(["p", "q", "r"]), Choice([None, [1]])
     space = Space(a=Real(1e-4, 1.0, log=True), b=Int(1, 64, log=True), c=Int(0, 10), d=d, e=e)
     points = RandomSampler(space, seed=0).ask(20)
-    ours = bayes._Encoder(space).encode(points)
+    ours = Encoder(space).encode(points)
     sk_space = SkSpace(normalize_dimensions(to_skopt_dimensions(space)))
     rows = [[p["a"], p["b"], p["c"], d.index(p["d"]), e.index(p["e"])] for p in points]
     assert np.allclose(ours[:, :3], sk_space.transform(rows)[:, :3])  # skopt one-hot encodes the Choices
@@ -94,7 +95,7 @@ def test_numeric_encoding_matches_skopts_transforms():
 
 def test_the_lattice_searches_choices_and_small_ints_by_value():
     space = Space(a=Real(0.0, 1.0), b=Int(0, 3), c=Int(0, 1000), d=Choice(["p", "q", "r"]), e=Choice(["x"]))
-    lattice = bayes._Encoder(space).lattice()
+    lattice = Encoder(space).lattice()
     assert list(lattice.numeric) == [0, 2]  # a Real, and an Int too wide to search value by value
     grids = dict(lattice.grids)
     assert sorted(grids) == [1, 3] and np.allclose(grids[1], [0, 1 / 3, 2 / 3, 1]) and list(grids[3]) == [0, 1, 2]
@@ -228,10 +229,8 @@ def test_forests_improve_on_their_random_start(estimator):
 
 def test_inactive_params_are_one_constant_to_the_model():
     """A value that had no effect (inactive under the row's choices) never reaches the model as information."""
-    from nbautoml.engine.samplers.bayes import _Encoder
-
     space = Space(family=Choice(["a", "b"]), x=Real(0.0, 1.0, when={"family": "a"}), z=Real(1.0, 2.0))
-    enc = _Encoder(space)
+    enc = Encoder(space)
     rows = enc.encode([{"family": "b", "z": 1.5}, {"family": "a", "x": 0.7, "z": 1.5}])
     assert rows[0, 1] == 0.0 and rows[1, 1] == pytest.approx(0.7)
     moved = rows.copy()
