@@ -160,7 +160,7 @@ def test_cluster_listens_on_loopback_only(client):
 
 
 def test_workers_start_with_a_high_mmap_threshold(client):
-    """Dask's MALLOC_TRIM_THRESHOLD_ would otherwise mmap every tensor over 128 KiB anew (runners/dask.py)."""
+    """Dask's MALLOC_TRIM_THRESHOLD_ would otherwise mmap every tensor over 128 KiB anew (runners/dask_cluster.py)."""
     seen = client.run(lambda: (os.environ.get("MALLOC_MMAP_THRESHOLD_"), os.environ.get("MALLOC_TRIM_THRESHOLD_")))
     assert set(seen.values()) == {(str(WORKER_ENV["MALLOC_MMAP_THRESHOLD_"]), "65536")}
 
