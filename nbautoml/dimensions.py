@@ -225,6 +225,7 @@ def _short(value: object) -> str:
 
 
 def canonical(value: object) -> str:
+    """One text per option value (JSON, keys sorted): how options and `when=` values are compared."""
     return json.dumps(value, sort_keys=True)
 
 
