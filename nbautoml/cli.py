@@ -191,9 +191,9 @@ def describe(study: Any) -> str:
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "no trials"
     lines = [f"study {study.name!r}: {study.state} · {study.n_finished} finished ({states}) · "
              f"{study.metric} ({study.mode}) · space v{study.space_version}"]
-    if study.best_trial is not None:
-        lines.append(f"best {study.metric}={study.best_value:.6g} (trial {study.best_trial.number}): "
-                     f"{study.best_params}")
+    best = study.best_summary(with_params=True)
+    if best is not None:
+        lines.append(best)
     if study.message:
         lines.append(study.message)
     where = getattr(study.storage, "location", None)
@@ -273,7 +273,7 @@ def _report(study: Any, args: argparse.Namespace) -> int:
     report = getattr(args, "report", None)
     if report:
         print(f"report: {export_study(study, report)}")
-    return 0 if study.best_trial is not None else 1
+    return 0 if study.best_trials else 1
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -304,7 +304,8 @@ def saved_studies(skip: Sequence[str] = ()) -> list[str]:
         except (ValueError, OSError) as error:
             lines.append(f"{study_name_of(journal)}: unreadable ({error})")
             continue
-        best = "" if study.best_value is None else f" best {study.metric}={study.best_value:.6g}"
+        summary = study.best_summary()
+        best = "" if summary is None else f" {summary}"
         lines.append(f"{study.name}: {study.n_finished} finished{best} ({study.mode}) · "
                      f"space v{study.space_version}")
     return lines

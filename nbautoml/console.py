@@ -39,8 +39,8 @@ class ConsoleProgress:
         elif isinstance(event, TrialFinished):
             value = "" if event.value is None else f" value={event.value:.6g}"
             reason = f" ({event.reason})" if event.reason else ""
-            best = self.study.best_value
-            best_text = "" if best is None else f" best={best:.6g}"
+            best = self.study.best_summary()
+            best_text = "" if best is None else f" | {best}"
             line = f"trial {event.number} {event.state}{value}{reason}{best_text} | {format_params(dict(event.params))}"
             if self.bar is not None:
                 self.bar.write(line, file=self.file)

@@ -27,6 +27,7 @@ class TrialViews:
     """The read side of :class:`~nbautoml.engine.trialbook.TrialBook` (it sets these attributes)."""
 
     name: str
+    metric: str
     storage: Storage
     objectives: Objectives
     _lock: threading.RLock
@@ -79,6 +80,21 @@ class TrialViews:
             best = self.best_trial
             return [best] if best is not None else []
         return self.objectives.front(self.trials)
+
+    def best_summary(self, with_params: bool = False) -> str | None:
+        """One line on the best so far, for the console, the CLI and the magic: the best trial of one
+        objective, the Pareto front of several (where ``best_trial`` raises); None while nothing is complete."""
+        if self.objectives.multi:
+            front = self.best_trials
+            if not front:
+                return None
+            numbers = ", ".join(str(t.number) for t in front[:8]) + (", ..." if len(front) > 8 else "")
+            return f"Pareto front of {'/'.join(self.objectives.metrics)}: {len(front)} trials ({numbers})"
+        best = self.best_trial
+        if best is None:
+            return None
+        params = f": {best.params}" if with_params else ""
+        return f"best {self.metric}={best.value:.6g} (trial {best.number}){params}"
 
     @property
     def best_value(self) -> float | None:

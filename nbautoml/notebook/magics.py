@@ -227,7 +227,8 @@ class AutoMLMagics(Magics):
         panel.resume_callback = resume
 
     def _publish(self, entry: Entry) -> None:
-        shell, objective, best = self.shell, entry.objective, entry.study.best_trial
+        shell, objective = self.shell, entry.objective
+        best = None if entry.study.objectives.multi else entry.study.best_trial  # several objectives: no one best
         assert shell is not None
         here = objective is not None and best is not None and objective.best_number == best.number
         shell.user_ns["study_best"] = (types.SimpleNamespace(**objective.best_namespace or {})
@@ -236,9 +237,9 @@ class AutoMLMagics(Magics):
     @staticmethod
     def _summary(study: Study, first: int) -> None:
         print(f"{study.name}: {study.message}")
-        best = study.best_trial
+        best = study.best_summary(with_params=True)
         if best is not None:
-            print(f"best {study.metric}={best.value:.6g} (trial {best.number}): {best.params}")
+            print(best)
         ran = [t for t in study.trials if t.number >= first and t.state.finished]
         failed = [t for t in ran if t.state.value == "FAILED"]
         if failed:
@@ -312,7 +313,8 @@ class AutoMLMagics(Magics):
         lines = []
         for name, entry in REGISTRY.items():
             study = entry.study
-            best = "" if study.best_value is None else f" best {study.metric}={study.best_value:.6g}"
+            summary = study.best_summary()
+            best = "" if summary is None else f" {summary}"
             lines.append(f"{name}: {study.state} · {study.n_finished} finished{best} (this kernel)")
         print("\n".join(lines + cli.saved_studies(skip=list(REGISTRY))) or "no studies yet")
 
@@ -326,6 +328,9 @@ class AutoMLMagics(Magics):
 
     def _do_best(self, args: argparse.Namespace) -> dict[str, Any] | None:
         study = self._study(args.name) if args.name else _need(None).study
+        if study.objectives.multi:  # several objectives: the Pareto front, each with its values
+            return {"front": [{"number": t.number, "values": dict(t.values or {}), "params": dict(t.params)}
+                              for t in study.best_trials]}
         best = study.best_trial
         if best is None:
             print(f"{study.name}: no complete trial yet")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -125,3 +126,23 @@ def test_old_single_objective_journals_still_open(tmp_path: Path) -> None:
     assert study.metric == "loss" and not study.objectives.multi
     assert study.best_value == 0.25 and study.best_trials == [study.trials[0]]
     assert study.trials[0].values is None and study.trials[0].feasible
+
+
+def test_the_best_summary_names_the_front_of_several_objectives_and_the_best_of_one(caplog):
+    """Console, CLI and magic say what is best through one line that never raises on several objectives."""
+    from nbautoml.console import ConsoleProgress
+
+    several = Study("front", space=Space(x=Real(0.0, 1.0)), metric=["a", "b"], mode=["min", "min"],
+                    sampler="evolution", storage=":memory:", seed=1)
+    ConsoleProgress(several, file=io.StringIO())
+    several.optimize(lambda t: {"a": t.params["x"], "b": (1 - t.params["x"]) ** 2}, trials=6, show=False)
+    summary = several.best_summary()
+    assert summary is not None and summary.startswith("Pareto front of a/b:")
+    assert f"{len(several.best_trials)} trials" in summary
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # the console subscriber did not raise
+    one = Study("one", space=Space(x=Real(0.0, 1.0)), storage=":memory:", seed=0)
+    assert one.best_summary() is None
+    one.optimize(lambda t: t.params["x"], trials=3, show=False)
+    best = one.best_trial
+    assert best is not None and one.best_summary(with_params=True) == (
+        f"best value={best.value:.6g} (trial {best.number}): {best.params}")
