@@ -327,11 +327,13 @@ def save_report(study: Any, path: str | os.PathLike[str]) -> Path:
     from bokeh.models import Div  # type: ignore[attr-defined]
     from bokeh.resources import INLINE
 
-    best = study.best_trial
-    best_text = "no complete trial yet" if best is None else (
-        f"best {html.escape(study.metric)} = {best.value:.6g} (trial {best.number}): "
-        + html.escape(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()))
-    )
+    best = None if study.objectives.multi else study.best_trial  # several objectives: no single best
+    if best is None:
+        best_text = html.escape(study.best_summary() or "no complete trial yet")
+    else:
+        best_text = (f"best {html.escape(study.metric)} = {best.value:.6g} (trial {best.number}): "
+                     + html.escape(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                             for k, v in best.params.items())))
     header = Div(text=(
         f"<h2>{html.escape(study.name)}</h2><p>{study.n_finished} trials finished · {html.escape(str(study.state))}"
         f" · {html.escape(study.metric)} ({study.mode})</p><p>{best_text}</p>"
