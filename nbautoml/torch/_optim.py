@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from nbautoml.engine import direction
+
 __all__ = ["OPTIMIZERS", "SCHEDULES", "LRSchedule", "make_optimizer"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
@@ -154,7 +156,7 @@ class LRSchedule:
 
     def _improves(self, value: float, best: float) -> bool:
         margin = self.threshold * abs(best)
-        return value < best - margin if self.mode == "min" else value > best + margin
+        return direction.loss(value, self.mode) < direction.loss(best, self.mode) - margin
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "scale": self.scale, "best": self.best, "bad_epochs": self.bad_epochs}

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from nbautoml.engine import direction
 from nbautoml.engine.schedulers.base import Scheduler, explain, set_max_steps
 from nbautoml.engine.trial import Trial, TrialState
 
@@ -76,7 +77,7 @@ def replay_trials(scheduler: Scheduler, trials: Sequence[Trial], metric: str, mo
                   max_steps: int | None = None) -> Replay:
     """Replay on a study's finished trials, in start order (INTERRUPTED ones are left out: their re-runs hold
     the whole curve). ``max_steps`` default: the longest recorded curve."""
-    sign = -1.0 if mode == "max" else 1.0
+    sign = direction.sign(mode)
     chosen = sorted((t for t in trials if t.state.finished),
                     key=lambda t: (t.started_at if t.started_at is not None else math.inf, t.number))
     curves = [(t.number, [(s, v) for s, v in t.history(metric)]) for t in chosen]
